@@ -1,0 +1,17 @@
+"""memkit: replicate what deep networks do when they memorize versus when they learn patterns.
+
+One module per concern:
+
+- :mod:`memkit.data` – data sets as tensors (:func:`load`), randX / randY corruption.
+- :mod:`memkit.models` – MLPs and a small CNN.
+- :mod:`memkit.training` – the batched ensemble trainer (many seeds as one model).
+- :mod:`memkit.metrics` – per-example error statistics (easy examples, notebook 01).
+- :mod:`memkit.figures` and :mod:`memkit.results` – figures, result JSON and claims, written atomically.
+- :mod:`memkit.profiles` – the shared notebook parameters (profile, device, output folders).
+- :mod:`memkit.runner` – ``memkit regenerate``: runs the notebooks with papermill.
+"""
+
+from memkit.device import pick_device
+
+__version__ = "0.1.0"
+__all__ = ["pick_device", "__version__"]

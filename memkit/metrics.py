@@ -1,0 +1,71 @@
+"""Per-example difficulty across seeds (notebook 01, Arpit et al. 2017 Fig. 1).
+
+S models are trained with independent seeds; ``correct[s, n]`` says whether model ``s``
+classifies example ``n`` correctly. If every example were equally hard (content-agnostic
+learning), the number of models that misclassify example ``n``, ``k_n``, would be
+Binomial(S, p̄) with p̄ the mean misclassification rate; shared patterns make some examples
+easy for almost every model and others hard, so ``k_n`` is over-dispersed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import stats
+
+
+def misclassification_rate(correct: torch.Tensor) -> torch.Tensor:
+    """Per-example error rate over seeds, k_n / S: ``(S, N)`` bool → ``(N,)`` float in [0, 1]."""
+    return (~correct.bool()).float().mean(0)
+
+
+def _pooled(k: np.ndarray | torch.Tensor, n_models: int,
+            groups: np.ndarray | torch.Tensor | None) -> tuple[float, int]:
+    """X² = Σ_g Σ_{n∈g} (k_n − S·p̄_g)² / (S·p̄_g·(1 − p̄_g)) and its degrees of freedom N − G."""
+    k = np.asarray(k, dtype=float)
+    g = np.zeros(len(k), dtype=int) if groups is None else np.asarray(groups)
+    x2, dof = 0.0, 0
+    for label in np.unique(g):
+        kg = k[g == label]
+        p = kg.mean() / n_models
+        expected = n_models * p * (1 - p)
+        if expected == 0:  # every model right (or wrong) on the whole group: no variance to compare
+            continue
+        x2 += float(((kg - n_models * p) ** 2).sum() / expected)
+        dof += len(kg) - 1
+    return x2, dof
+
+
+def dispersion_index(k: np.ndarray | torch.Tensor, n_models: int,
+                     groups: np.ndarray | torch.Tensor | None = None) -> float:
+    """Dispersion index D = Var(k) / (S·p̄·(1 − p̄)), p̄ = mean(k)/S.
+
+    ``k``: ``(N,)`` per-example error counts out of S = ``n_models``. D ≈ 1 when the counts are
+    Binomial(S, p̄) (every example equally hard), D ≫ 1 when difficulty varies between examples.
+    With ``groups`` (``(N,)`` labels, e.g. the classes), p̄_g is estimated per group and D is the
+    pooled within-group ratio X²/(N − G), which removes differences between whole groups (a
+    model that predicts one class more often). NaN when no group has 0 < p̄_g < 1.
+    """
+    x2, dof = _pooled(k, n_models, groups)
+    return x2 / dof if dof > 0 else float("nan")
+
+
+def binomial_dispersion_test(k: np.ndarray | torch.Tensor, n_models: int,
+                             groups: np.ndarray | torch.Tensor | None = None) -> dict[str, float]:
+    """Goodness of fit of the counts ``k`` to Binomial(S, p̄): the binomial dispersion test.
+
+    X² = Σ_n (k_n − S·p̄)² / (S·p̄·(1 − p̄)) = (N − 1)·D is χ²-distributed with N − 1 degrees of
+    freedom when the counts are binomial with p̄ estimated from the data (N − G and p̄_g per
+    group with ``groups``). Returns the statistic, the degrees of freedom, D and the upper-tail
+    p-value (small: not binomial, over-dispersed).
+    """
+    x2, dof = _pooled(k, n_models, groups)
+    p_value = float(stats.chi2.sf(x2, dof)) if dof > 0 else float("nan")
+    return {"statistic": x2, "dof": dof, "dispersion": x2 / dof if dof > 0 else float("nan"), "p_value": p_value}
+
+
+def binomial_quantiles(n_examples: int, n_models: int, p: float) -> np.ndarray:
+    """The sorted curve Binomial(S, p) noise would give: the ``(i + ½)/N`` quantiles of
+    Binomial(S, p)/S for i = 0..N−1, ascending (the reference line of Fig. 1)."""
+    q = (np.arange(n_examples) + 0.5) / n_examples
+    return stats.binom.ppf(q, n_models, p) / n_models

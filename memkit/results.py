@@ -1,0 +1,124 @@
+"""Claims, result JSON and atomic writes.
+
+A notebook states each claim of its finding as a :class:`Claim` computed from its run, writes
+them with :func:`write_result` to ``results/<profile>/<notebook>.json`` and, in the ``test`` and
+``quick`` profiles, asserts them with :func:`check`. The JSON schema::
+
+    {"notebook": "01_easy_examples", "profile": "quick", "parameters": {...},
+     "timings": {"total_s": 12.3, ...}, "environment": {"device": "cpu", "torch": "2.14.1", ...},
+     "claims": [{"id", "statement", "metric", "value", "threshold", "holds", "figure"}, ...]}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+import os
+import platform
+import tempfile
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One quantified claim and whether it held in this run.
+
+    ``holds`` is computed, never given: ``value <op> threshold`` (``op`` one of ``>``, ``>=``,
+    ``<``, ``<=``); a NaN value never holds. ``figure`` names the paper figure it replicates.
+    """
+
+    id: str
+    statement: str
+    metric: str
+    value: float
+    threshold: float
+    op: str = ">"
+    figure: str = ""
+
+    def __post_init__(self) -> None:
+        if self.op not in _OPS:
+            raise ValueError(f"claim {self.id!r}: op {self.op!r} must be one of {sorted(_OPS)}")
+        object.__setattr__(self, "value", float(self.value))
+        object.__setattr__(self, "threshold", float(self.threshold))
+
+    @property
+    def holds(self) -> bool:
+        return not math.isnan(self.value) and _OPS[self.op](self.value, self.threshold)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"holds": self.holds}
+
+    def __str__(self) -> str:
+        mark = "holds" if self.holds else "DOES NOT HOLD"
+        return f"[{mark}] {self.id}: {self.metric} = {self.value:.4g} (needs {self.op} {self.threshold:.4g}) — {self.statement}"
+
+
+def check(claims: Iterable[Claim], profile: str) -> None:
+    """Print every claim; in the ``test`` and ``quick`` profiles raise ``AssertionError`` if any
+    does not hold (the ``paper`` profile only reports, since a claim that fails is a result too)."""
+    claims = list(claims)
+    for c in claims:
+        print(c)
+    failed = [c.id for c in claims if not c.holds]
+    if failed and profile in ("test", "quick"):
+        raise AssertionError(f"claims that did not hold in the {profile} profile: {', '.join(failed)}")
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """Write a file so that it is either whole or absent: ``write(tmp)`` writes a temporary file
+    in the same folder, which is then renamed onto ``path`` (a crash or Ctrl-C leaves no
+    half-written file). Creates the folder. Returns ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def project_root(start: str | os.PathLike | None = None) -> Path:
+    """Where ``figures/`` and ``results/`` go: ``$MEMKIT_OUTPUT`` if set, else the memkit checkout
+    that contains ``start`` (default: the working directory), else the working directory."""
+    if os.environ.get("MEMKIT_OUTPUT"):
+        return Path(os.environ["MEMKIT_OUTPUT"])
+    here = Path(start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / "pyproject.toml").exists() and (d / "memkit").is_dir():
+            return d
+    return here
+
+
+def environment(device: torch.device | str) -> dict[str, str]:
+    """Where a run happened: device (with GPU name), torch version, Python, platform."""
+    dev = torch.device(device)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
+    return {"device": str(dev), "device_name": name, "torch": torch.__version__,
+            "python": platform.python_version(), "platform": platform.platform(),
+            "cpu_threads": str(torch.get_num_threads())}
+
+
+def write_result(notebook: str, profile: str, parameters: dict[str, Any], claims: Iterable[Claim],
+                 timings: dict[str, float], device: torch.device | str,
+                 extra: dict[str, Any] | None = None) -> Path:
+    """Write ``results/<profile>/<notebook>.json`` atomically and return its path."""
+    doc = {"notebook": notebook, "profile": profile, "parameters": parameters,
+           "timings": {k: round(v, 3) for k, v in timings.items()},
+           "environment": environment(device),
+           "claims": [c.as_dict() for c in claims], **(extra or {})}
+    path = project_root() / "results" / profile / f"{notebook}.json"
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=2, default=float) + "\n"))
