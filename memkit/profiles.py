@@ -9,12 +9,11 @@ uses it to run every notebook in the ``test`` profile under nbval.
 from __future__ import annotations
 
 import os
-from typing import Any, TypeVar
+from typing import Any
 
 from memkit.data import DATASETS
 
 PROFILES = ("test", "quick", "paper")
-T = TypeVar("T")
 
 
 def resolve_profile(profile: str) -> str:
@@ -25,11 +24,21 @@ def resolve_profile(profile: str) -> str:
     return profile
 
 
-def settings(profile: str, table: dict[str, T]) -> T:
-    """The entry of ``table`` (keyed by profile name) for ``profile``, with a clear error."""
+def settings(profile: str, table: dict[str, dict[str, Any]],
+             overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The settings of ``table[profile]``, updated with ``overrides``.
+
+    ``overrides`` is the notebook parameter of that name: ``papermill -p overrides '{"n_models": 10}'``
+    changes single settings of a profile (the tests run the ``paper`` profile's code path with its
+    sizes cut down this way). An unknown profile or setting is a ``ValueError``.
+    """
     if profile not in table:
         raise ValueError(f"no settings for profile {profile!r}; this notebook knows {', '.join(table)}")
-    return table[profile]
+    unknown = sorted(set(overrides or {}) - set(table[profile]))
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(unknown)} in overrides; "
+                         f"this notebook's settings are {', '.join(table[profile])}")
+    return {**table[profile], **(overrides or {})}
 
 
 def resolve_datasets(dataset: str | list[str] | None, default: list[str]) -> list[str]:
@@ -40,9 +49,3 @@ def resolve_datasets(dataset: str | list[str] | None, default: list[str]) -> lis
         if n not in DATASETS:
             raise ValueError(f"unknown data set {n!r}; choose one of {', '.join(DATASETS)}")
     return names
-
-
-def parameters(**kwargs: Any) -> dict[str, Any]:
-    """The notebook's parameters as a JSON-ready dict (for the result file)."""
-    return {k: (v if isinstance(v, (int, float, str, bool, type(None), list, dict)) else str(v))
-            for k, v in kwargs.items()}
