@@ -63,6 +63,15 @@ class Claim:
         return f"[{mark}] {self.id}: {self.metric} = {self.value:.4g} (needs {self.op} {self.threshold:.4g}) — {self.statement}"
 
 
+def table(claims: Iterable[Claim]) -> str:
+    """The claims as a Markdown table (statement, metric, value, threshold, held or not), for a
+    notebook to display so that a reader sees at once what held in this run and what did not."""
+    rows = [f"| {c.statement} | {c.metric} | {c.value:.4g} | {c.op} {c.threshold:.4g} | "
+            f"{'yes' if c.holds else '**no**'} | {c.figure} |" for c in claims]
+    return "\n".join(["| claim | metric | value | threshold | held | replicates |",
+                      "|---|---|---|---|---|---|", *rows])
+
+
 def check(claims: Iterable[Claim], profile: str) -> None:
     """Print every claim; in the ``test`` and ``quick`` profiles raise ``AssertionError`` if any
     does not hold (the ``paper`` profile only reports, since a claim that fails is a result too)."""

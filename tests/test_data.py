@@ -1,0 +1,114 @@
+"""memkit.data: shapes, corruption, determinism, and the error messages."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from memkit import data
+from tests.helpers import data_dir
+
+
+def test_digits_shapes_and_standardisation():
+    ds = data.load("digits")
+    assert ds.x_train.shape == (1500, 1, 8, 8) and ds.x_test.shape == (297, 1, 8, 8)
+    assert ds.y_train.dtype == torch.int64 and set(ds.y_train.tolist()) == set(range(10))
+    assert ds.n_classes == 10 and ds.in_features == 64 and ds.input_shape == (1, 8, 8)
+    assert abs(ds.x_train.mean().item()) < 1e-5 and abs(ds.x_train.std().item() - 1) < 1e-3
+    assert len(ds.corrupted) == 0 and torch.equal(ds.y_train, ds.y_clean)
+
+
+def test_mnist1d_is_generated_offline():
+    ds = data.load("mnist1d", n_train=100, n_test=50)
+    assert ds.x_train.shape == (100, 1, 40) and ds.x_test.shape == (50, 1, 40)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.1, 0.37, 1.0])
+def test_randy_corrupts_exactly_p(p):
+    ds = data.load("digits", corruption="randY", p=p, seed=3)
+    assert len(ds.corrupted) == round(p * 1500)
+    assert torch.equal(ds.corrupted, ds.corrupted.unique())  # distinct and sorted
+    clean = torch.ones(1500, dtype=torch.bool)
+    clean[ds.corrupted] = False
+    assert torch.equal(ds.y_train[clean], ds.y_clean[clean])  # only the chosen labels change
+    if p == 1.0:  # uniformly random labels: about 1/K keep their old label by chance
+        assert 0.05 < (ds.y_train == ds.y_clean).float().mean() < 0.15
+
+
+def test_randx_replaces_exactly_the_chosen_inputs_with_matching_noise():
+    real = data.load("mnist1d", standardized=False)
+    ds = data.load("mnist1d", corruption="randX", p=0.5, standardized=False, seed=1)
+    assert len(ds.corrupted) == 2000
+    changed = (ds.x_train != real.x_train).flatten(1).any(1)
+    assert torch.equal(changed.nonzero().flatten(), ds.corrupted)
+    assert torch.equal(ds.y_train, real.y_train)  # randX keeps the labels
+    noise = ds.x_train[ds.corrupted]  # per-feature mean and std of the data
+    assert torch.allclose(noise.mean(0), real.x_train.mean(0), atol=0.15)
+    assert torch.allclose(noise.std(0), real.x_train.std(0), rtol=0.1)
+
+
+def test_same_seed_same_data_other_seed_other_corruption():
+    a, b = (data.load("digits", corruption="randX", p=0.3, seed=7) for _ in range(2))
+    assert torch.equal(a.x_train, b.x_train) and torch.equal(a.corrupted, b.corrupted)
+    c = data.load("digits", corruption="randX", p=0.3, seed=8)
+    assert not torch.equal(a.corrupted, c.corrupted)
+
+
+def test_first_n_examples_are_kept_in_order():
+    full, part = data.load("digits", standardized=False), data.load("digits", n_train=10, standardized=False)
+    assert torch.equal(full.x_train[:10], part.x_train)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(name="imagenet"), "unknown data set 'imagenet'"),
+    (dict(name="digits", corruption="randZ"), "unknown corruption"),
+    (dict(name="digits", corruption="randY", p=1.5), "outside [0, 1]"),
+    (dict(name="digits", corruption="randY", p=-0.1), "outside [0, 1]"),
+    (dict(name="digits", p=0.2), "without a corruption"),
+    (dict(name="digits", n_train=5000), "n_train=5000 is out of range: digits has 1500"),
+    (dict(name="digits", n_test=0), "n_test=0 is out of range"),
+    (dict(name="digits", size=0), "size=0"),
+])
+def test_bad_parameters_fail_at_once_with_what_to_do(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        data.load(**kwargs)
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10", "cifar10-subset"])
+def test_missing_data_offline_says_where_to_point(name, tmp_path):
+    with pytest.raises(data.DataUnavailableError, match="MEMKIT_DATA"):
+        data.load(name, root=tmp_path, download=False)
+
+
+def test_data_root_order(monkeypatch, tmp_path):
+    monkeypatch.setenv("MEMKIT_DATA", str(tmp_path / "env"))
+    assert data.data_root(tmp_path / "arg") == tmp_path / "arg"
+    assert data.data_root() == tmp_path / "env"
+    monkeypatch.delenv("MEMKIT_DATA")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert data.data_root() == tmp_path / "cache" / "memkit"
+
+
+def test_real_mnist_from_the_offline_folder():
+    root = data_dir()
+    ds = data.load("mnist", root=root, download=False, standardized=False)
+    assert ds.x_train.shape == (60000, 1, 28, 28) and ds.x_test.shape == (10000, 1, 28, 28)
+    assert abs(ds.x_train.mean().item() * 255 - 33.32) < 0.01  # the README's check value
+    small = data.load("mnist", root=root, download=False, standardized=False, n_train=100, size=14)
+    assert small.x_train.shape == (100, 1, 14, 14)  # the paper's 14×14 MNIST, by 2×2 averaging
+    assert torch.allclose(small.x_train, ds.x_train[:100].view(100, 1, 14, 2, 14, 2).mean((3, 5)), atol=1e-6)
+
+
+def test_real_fashion_mnist_and_cifar10_subset():
+    root = data_dir()
+    fm = data.load("fashion-mnist", root=root, download=False, standardized=False, n_test=10)
+    assert abs(fm.x_train.mean().item() * 255 - 72.94) < 0.01
+    cs = data.load("cifar10-subset", root=root, standardized=False)
+    assert cs.x_train.shape == (4000, 3, 32, 32) and cs.x_test.shape == (1000, 3, 32, 32)
+    means = (cs.x_train.mean((0, 2, 3)) * 255).tolist()
+    assert means == pytest.approx([125.4, 122.9, 113.4], abs=0.1)
+    scores = data.cscores("cifar10-subset", root)
+    assert scores is not None and scores.shape == (50000,)
+    assert data.cscores("digits", root) is None

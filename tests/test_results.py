@@ -1,0 +1,87 @@
+"""memkit.results and memkit.figures: claims are computed, files are written whole or not at all."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import matplotlib
+import pytest
+
+from memkit import figures, profiles, results
+
+matplotlib.use("Agg")
+
+
+def test_claim_holds_is_computed():
+    assert results.Claim("a", "s", "m", 2.0, 1.0, ">").holds
+    assert not results.Claim("a", "s", "m", 1.0, 1.0, ">").holds
+    assert results.Claim("a", "s", "m", 1.0, 1.0, ">=").holds
+    assert results.Claim("a", "s", "m", 0.5, 1.0, "<").holds
+    assert not results.Claim("a", "s", "m", math.nan, 1.0, "<").holds  # NaN never holds
+    with pytest.raises(ValueError, match="op"):
+        results.Claim("a", "s", "m", 1.0, 1.0, "==")
+
+
+def test_check_asserts_in_test_and_quick_only(capsys):
+    bad = [results.Claim("good", "s", "m", 2, 1), results.Claim("bad", "s", "m", 0, 1)]
+    for profile in ("test", "quick"):
+        with pytest.raises(AssertionError, match="bad"):
+            results.check(bad, profile)
+    results.check(bad, "paper")  # reported, not asserted
+    assert "DOES NOT HOLD" in capsys.readouterr().out
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "sub" / "r.json"
+
+    def crash(tmp):
+        open(tmp, "w").write("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        results.atomic_write(target, crash)
+    assert not target.exists() and list((tmp_path / "sub").iterdir()) == []
+    results.atomic_write(target, lambda tmp: open(tmp, "w").write("{}"))
+    assert target.read_text() == "{}"
+
+
+def test_write_result_schema(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEMKIT_OUTPUT", str(tmp_path))
+    claim = results.Claim("c1", "statement", "metric", 3.0, 2.0, ">", "Fig. 1")
+    path = results.write_result("99_demo", "quick", {"seed": 0}, [claim], {"total_s": 1.23456}, "cpu")
+    assert path == tmp_path / "results" / "quick" / "99_demo.json"
+    doc = json.loads(path.read_text())
+    assert doc["claims"] == [{"id": "c1", "statement": "statement", "metric": "metric", "value": 3.0,
+                              "threshold": 2.0, "op": ">", "figure": "Fig. 1", "holds": True}]
+    assert doc["timings"] == {"total_s": 1.235} and doc["environment"]["device"] == "cpu"
+
+
+def test_save_figure(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setenv("MEMKIT_OUTPUT", str(tmp_path))
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    (path,) = figures.save_figure(fig, "99_demo", "test")
+    assert path == tmp_path / "figures" / "test" / "99_demo.png" and path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_profiles(monkeypatch):
+    monkeypatch.delenv("MEMKIT_PROFILE", raising=False)
+    assert profiles.resolve_profile("paper") == "paper"
+    monkeypatch.setenv("MEMKIT_PROFILE", "test")
+    assert profiles.resolve_profile("paper") == "test"
+    monkeypatch.setenv("MEMKIT_PROFILE", "huge")
+    with pytest.raises(ValueError, match="unknown profile 'huge'"):
+        profiles.resolve_profile("quick")
+    table = {"quick": {"n": 1, "m": 2}}
+    assert profiles.settings("quick", table, {"n": 5}) == {"n": 5, "m": 2}
+    with pytest.raises(ValueError, match="unknown setting"):
+        profiles.settings("quick", table, {"k": 1})
+    with pytest.raises(ValueError, match="no settings for profile 'paper'"):
+        profiles.settings("paper", table)
+    assert profiles.resolve_datasets(None, ["digits"]) == ["digits"]
+    assert profiles.resolve_datasets("mnist", ["digits"]) == ["mnist"]
+    with pytest.raises(ValueError, match="unknown data set"):
+        profiles.resolve_datasets(["digits", "svhn"], ["digits"])
