@@ -21,6 +21,7 @@ The data root is the ``root`` argument, else the ``MEMKIT_DATA`` environment var
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -111,15 +112,20 @@ def _digits(root: Path, download: bool) -> Raw:
     return x[tr], d.target[tr], x[te], d.target[te], 10
 
 
-def _mnist1d(root: Path, download: bool) -> Raw:
+@functools.cache
+def _mnist1d_generated() -> dict[str, np.ndarray]:
+    """MNIST-1D as the ``mnist1d`` package generates it (deterministic; about 2 s, so cached)."""
     from mnist1d.data import get_dataset_args, make_dataset
 
     state = np.random.get_state()  # make_dataset seeds numpy's global generator: restore it
     try:
-        d = make_dataset(get_dataset_args())
+        return make_dataset(get_dataset_args())
     finally:
         np.random.set_state(state)
-    f = np.float32
+
+
+def _mnist1d(root: Path, download: bool) -> Raw:
+    d, f = _mnist1d_generated(), np.float32
     return d["x"].astype(f)[:, None], d["y"], d["x_test"].astype(f)[:, None], d["y_test"], 10
 
 
