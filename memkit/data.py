@@ -55,6 +55,7 @@ class Dataset:
         corruption: ``None``, ``"randX"`` (inputs replaced by Gaussian noise) or ``"randY"``
             (labels replaced by uniformly random labels).
         p: the noise level, the fraction of corrupted training examples.
+        classes: the class names, ``classes[k]`` for label ``k``.
     """
 
     name: str
@@ -67,6 +68,7 @@ class Dataset:
     y_clean: torch.Tensor
     corruption: Corruption | None = None
     p: float = 0.0
+    classes: tuple[str, ...] = ()
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -99,7 +101,9 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     return Path(cache) / "memkit"
 
 
-Raw = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]
+Raw = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]  # x, y, x_test, y_test, class names
+DIGITS = tuple(str(i) for i in range(10))
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
 def _digits(root: Path, download: bool) -> Raw:
@@ -109,7 +113,7 @@ def _digits(root: Path, download: bool) -> Raw:
     x = (d.images / 16.0).astype(np.float32)[:, None]  # (1797, 1, 8, 8) in [0, 1]
     order = np.random.RandomState(0).permutation(len(x))  # a fixed split, the same everywhere
     tr, te = order[:1500], order[1500:]
-    return x[tr], d.target[tr], x[te], d.target[te], 10
+    return x[tr], d.target[tr], x[te], d.target[te], DIGITS
 
 
 @functools.cache
@@ -126,10 +130,10 @@ def _mnist1d_generated() -> dict[str, np.ndarray]:
 
 def _mnist1d(root: Path, download: bool) -> Raw:
     d, f = _mnist1d_generated(), np.float32
-    return d["x"].astype(f)[:, None], d["y"], d["x_test"].astype(f)[:, None], d["y_test"], 10
+    return d["x"].astype(f)[:, None], d["y"], d["x_test"].astype(f)[:, None], d["y_test"], DIGITS
 
 
-def _torchvision(cls_name: str, folder: str, n_classes: int) -> Callable[[Path, bool], Raw]:
+def _torchvision(cls_name: str, folder: str) -> Callable[[Path, bool], Raw]:
     def loader(root: Path, download: bool) -> Raw:
         import torchvision.datasets as tvd
 
@@ -147,7 +151,7 @@ def _torchvision(cls_name: str, folder: str, n_classes: int) -> Callable[[Path, 
             x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)  # to (N, C, H, W)
             return x, np.asarray(ds.targets)
 
-        return (*arrays(train), *arrays(test), n_classes)
+        return (*arrays(train), *arrays(test), tuple(train.classes))
 
     return loader
 
@@ -161,16 +165,16 @@ def _cifar10_subset(root: Path, download: bool) -> Raw:
             f"(or root=) at the folder that holds cifar10-subset/, or use dataset='cifar10'.")
     d = np.load(path)
     x_tr, x_te = (d[k].astype(np.float32).transpose(0, 3, 1, 2) / 255.0 for k in ("x_train", "x_test"))
-    return x_tr, d["y_train"], x_te, d["y_test"], 10
+    return x_tr, d["y_train"], x_te, d["y_test"], CIFAR10_CLASSES
 
 
 _LOADERS: dict[str, Callable[[Path, bool], Raw]] = {
     "digits": _digits,
     "mnist1d": _mnist1d,
-    "mnist": _torchvision("MNIST", "MNIST", 10),
-    "fashion-mnist": _torchvision("FashionMNIST", "FashionMNIST", 10),
-    "cifar10": _torchvision("CIFAR10", "cifar-10-batches-py", 10),
-    "cifar100": _torchvision("CIFAR100", "cifar-100-python", 100),
+    "mnist": _torchvision("MNIST", "MNIST"),
+    "fashion-mnist": _torchvision("FashionMNIST", "FashionMNIST"),
+    "cifar10": _torchvision("CIFAR10", "cifar-10-batches-py"),
+    "cifar100": _torchvision("CIFAR100", "cifar-100-python"),
     "cifar10-subset": _cifar10_subset,
 }
 
@@ -245,7 +249,8 @@ def load(name: str, *, n_train: int | None = None, n_test: int | None = None,
         raise ValueError(f"noise level p={p} is outside [0, 1]; it is the fraction of corrupted examples")
     if p > 0 and corruption is None:
         raise ValueError(f"p={p} given without a corruption; pass corruption='randX' or 'randY'")
-    x_tr, y_tr, x_te, y_te, k = _LOADERS[name](data_root(root), download)
+    x_tr, y_tr, x_te, y_te, classes = _LOADERS[name](data_root(root), download)
+    k = len(classes)
     for what, n, avail in (("n_train", n_train, len(x_tr)), ("n_test", n_test, len(x_te))):
         if n is not None and not 1 <= n <= avail:
             raise ValueError(f"{what}={n} is out of range: {name} has {avail} examples in that split; "
@@ -262,7 +267,7 @@ def load(name: str, *, n_train: int | None = None, n_test: int | None = None,
     y_c = rand_y(y_tr, idx, k, g) if corruption == "randY" else y_tr
     if standardized:
         x_c, x_te = standardize(x_c, x_te)
-    return Dataset(name, x_c.contiguous(), y_c, x_te.contiguous(), y_te, k, idx, y_tr, corruption, float(p))
+    return Dataset(name, x_c.contiguous(), y_c, x_te.contiguous(), y_te, k, idx, y_tr, corruption, float(p), classes)
 
 
 def cscores(name: str, root: str | os.PathLike | None = None) -> np.ndarray | None:

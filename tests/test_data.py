@@ -16,6 +16,7 @@ def test_digits_shapes_and_standardisation():
     assert ds.x_train.shape == (1500, 1, 8, 8) and ds.x_test.shape == (297, 1, 8, 8)
     assert ds.y_train.dtype == torch.int64 and set(ds.y_train.tolist()) == set(range(10))
     assert ds.n_classes == 10 and ds.in_features == 64 and ds.input_shape == (1, 8, 8)
+    assert ds.classes == tuple("0123456789")
     assert abs(ds.x_train.mean().item()) < 1e-5 and abs(ds.x_train.std().item() - 1) < 1e-3
     assert len(ds.corrupted) == 0 and torch.equal(ds.y_train, ds.y_clean)
 
@@ -107,6 +108,7 @@ def test_real_fashion_mnist_and_cifar10_subset():
     assert abs(fm.x_train.mean().item() * 255 - 72.94) < 0.01
     cs = data.load("cifar10-subset", root=root, standardized=False)
     assert cs.x_train.shape == (4000, 3, 32, 32) and cs.x_test.shape == (1000, 3, 32, 32)
+    assert cs.classes[3] == "cat" and fm.classes[0] == "T-shirt/top"
     means = (cs.x_train.mean((0, 2, 3)) * 255).tolist()
     assert means == pytest.approx([125.4, 122.9, 113.4], abs=0.1)
     scores = data.cscores("cifar10-subset", root)
