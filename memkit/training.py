@@ -147,10 +147,22 @@ class Ensemble:
         return losses.detach()
 
 
+def _data_rows(data_index: torch.Tensor, n_models: int, n_sets: int) -> torch.Tensor:
+    """``data_index`` checked and shaped ``(S, 1)`` for indexing ``(D, N, ...)`` data."""
+    data_index = torch.as_tensor(data_index, dtype=torch.int64)
+    if data_index.shape != (n_models,):
+        raise ValueError(f"data_index has shape {tuple(data_index.shape)}; it needs one data-set index per "
+                         f"member, shape ({n_models},)")
+    if len(data_index) and not 0 <= int(data_index.min()) <= int(data_index.max()) < n_sets:
+        raise ValueError(f"data_index must lie in 0..{n_sets - 1}: x holds {n_sets} data sets along its first axis")
+    return data_index[:, None]
+
+
 def fit(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int,
         lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
         callback: Callable[[Ensemble, Step], bool | None] | None = None,
-        progress: bool = False, desc: str | None = None) -> Step:
+        progress: bool = False, desc: str | None = None,
+        data_index: torch.Tensor | None = None) -> Step:
     """Train every member of ``ens`` with SGD on ``(x, y)`` for up to ``epochs`` epochs.
 
     Each member visits the ``N`` training examples in its own order every epoch, in mini-batches
@@ -158,9 +170,14 @@ def fit(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_s
     ``x``: ``(N, *input_shape)``; ``y``: ``(N,)`` int64; both are moved to the ensemble's device
     once. ``callback(ens, step)`` runs before the first update (``step.step == 0``) and after
     every update; returning ``True`` stops training. Returns the last :class:`Step`.
+
+    ``data_index`` (``(S,)`` int64) lets the members train on different data sets of the same
+    size, e.g. one per noise level: ``x`` is then ``(D, N, *input_shape)``, ``y`` is ``(D, N)``,
+    and member ``i`` trains on data set ``data_index[i]``.
     """
     x, y = x.to(ens.device), y.to(ens.device)
-    n = len(x)
+    rows = None if data_index is None else _data_rows(data_index, len(ens), len(x)).to(ens.device)
+    n = len(x) if rows is None else x.shape[1]
     steps_per_epoch = -(-n // batch_size)
     state = Step(0, 0, False)
     if callback and callback(ens, state):
@@ -171,7 +188,8 @@ def fit(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_s
         for epoch in range(epochs):
             order = next(orders).to(ens.device)
             for b, idx in enumerate(order.split(batch_size, dim=1)):
-                ens.sgd_step(x[idx], y[idx], lr, momentum, weight_decay)
+                xb, yb = (x[idx], y[idx]) if rows is None else (x[rows, idx], y[rows, idx])
+                ens.sgd_step(xb, yb, lr, momentum, weight_decay)
                 bar.update()
                 state = Step(state.step + 1, epoch + (b == steps_per_epoch - 1), b == steps_per_epoch - 1)
                 if callback and callback(ens, state):
