@@ -1,0 +1,249 @@
+"""Known-answer tests of memkit.shallow: the contingency matrix T, R+, R−, R± (with their
+zero-denominator cases), fitting M, the 32×32 architectures and D's tracked training."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from memkit import data, shallow
+
+
+def t_of(t00: int, t01: int, t10: int, t11: int) -> torch.Tensor:
+    """A contingency matrix from its four counts (first index D, second M)."""
+    return torch.tensor([[t00, t01], [t10, t11]])
+
+
+# --- T and the ratios -------------------------------------------------------------------------
+
+def test_contingency_counts_by_hand():
+    d = torch.tensor([1, 1, 0, 0, 1, 0], dtype=torch.bool)
+    m = torch.tensor([1, 0, 1, 0, 1, 1], dtype=torch.bool)
+    # n=0,4: both right (T11); n=1: D only (T10); n=2,5: M only (T01); n=3: neither (T00)
+    assert torch.equal(shallow.contingency(d, m), t_of(1, 2, 1, 2))
+
+
+def test_contingency_keeps_leading_axes():
+    d = torch.tensor([[[1, 1, 0, 0]], [[0, 0, 0, 0]]], dtype=torch.bool)  # (G=2, S=1, N=4)
+    m = torch.tensor([1, 0, 1, 0], dtype=torch.bool)
+    t = shallow.contingency(d, m)
+    assert t.shape == (2, 1, 2, 2)
+    assert torch.equal(t[0, 0], t_of(1, 1, 1, 1)) and torch.equal(t[1, 0], t_of(2, 2, 0, 0))
+    assert (t.sum((-2, -1)) == 4).all()
+
+
+def test_contingency_rejects_mismatched_examples():
+    with pytest.raises(ValueError, match="same examples"):
+        shallow.contingency(torch.ones(5, dtype=torch.bool), torch.ones(4, dtype=torch.bool))
+
+
+def test_ratios_by_hand():
+    t = t_of(30, 10, 20, 40)  # M right on 50, wrong on 50; D right on 40 of the first, 20 of the second
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every quantity is defined here: no warning
+        assert shallow.r_plus(t).item() == pytest.approx(0.8)
+        assert shallow.r_minus(t).item() == pytest.approx(0.4)
+        assert shallow.r_pm(t).item() == pytest.approx(2.0)
+        assert shallow.accuracy_d(t).item() == pytest.approx(0.6)
+        assert shallow.accuracy_m(t).item() == pytest.approx(0.5)
+
+
+def test_poster_formula_is_the_product_not_the_ratio():
+    t = t_of(30, 10, 20, 40)
+    t00, t01, t10, t11 = 30, 10, 20, 40
+    poster = t11 * t10 / (t11 * t10 + t11 * t00 + t01 * t10 + t01 * t00)
+    assert poster == pytest.approx((shallow.r_plus(t) * shallow.r_minus(t)).item())
+    assert poster != pytest.approx(shallow.r_pm(t).item())
+
+
+def test_r_pm_is_one_when_d_ignores_m():
+    assert shallow.r_pm(t_of(40, 40, 10, 10)).item() == pytest.approx(1.0)
+
+
+def test_ratios_batched():
+    t = torch.stack([t_of(30, 10, 20, 40), t_of(40, 40, 10, 10)])
+    assert torch.allclose(shallow.r_pm(t), torch.tensor([2.0, 1.0], dtype=torch.float64))
+
+
+def test_r_pm_when_d_gets_no_m_incorrect_example_right():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert shallow.r_pm(t_of(5, 3, 0, 2)).item() == math.inf  # R+ = 0.4, R- = 0
+        assert shallow.r_pm(t_of(5, 3, 0, 0)).item() == 1.0       # R+ = R- = 0: equal accuracies
+
+
+def test_empty_m_correct_subset_is_nan_with_a_warning():
+    t = t_of(5, 0, 5, 0)  # M right on nothing
+    with pytest.warns(RuntimeWarning, match="R\\+ is undefined"):
+        assert math.isnan(shallow.r_plus(t).item())
+    with pytest.warns(RuntimeWarning, match="R\\+ is undefined"):
+        assert math.isnan(shallow.r_pm(t).item())
+    assert shallow.r_minus(t).item() == pytest.approx(0.5)
+
+
+def test_empty_m_incorrect_subset_is_nan_with_a_warning():
+    t = t_of(0, 3, 0, 7)  # M right on everything
+    with pytest.warns(RuntimeWarning, match="R- is undefined"):
+        assert math.isnan(shallow.r_minus(t).item())
+    with pytest.warns(RuntimeWarning, match="R- is undefined"):
+        assert math.isnan(shallow.r_pm(t).item())
+
+
+def test_peak_per_seed_ignores_nan():
+    r = torch.tensor([[1.0, 1.0], [3.0, math.nan], [2.0, 5.0]])  # (G=3, S=2)
+    values, steps = shallow.peak(r, np.array([0, 5, 10]))
+    assert values.tolist() == [3.0, 5.0] and steps.tolist() == [5, 10]
+
+
+def test_step_grid():
+    g = shallow.step_grid(100, 10, n_log=5)
+    assert g[0] == 0 and g[-1] == 100 and 1 in g
+    assert set(range(10, 101, 10)) <= set(g.tolist())
+    assert np.all(np.diff(g) > 0) and g.dtype == np.int64
+    assert np.sum(g < 10) >= 2  # log-spaced: points inside the first epoch
+    with pytest.raises(ValueError, match="total_steps"):
+        shallow.step_grid(0, 10)
+
+
+# --- M ----------------------------------------------------------------------------------------
+
+def blobs(n: int = 200, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two well separated Gaussian blobs in 5-D, shaped (N, 1, 5)."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 2
+    x = torch.randn(n, 1, 5, generator=g) + 6.0 * y[:, None, None]
+    return x, y
+
+
+def test_subsample():
+    assert np.array_equal(shallow.subsample(10, None, 0), np.arange(10))
+    assert np.array_equal(shallow.subsample(10, 50, 0), np.arange(10))
+    idx = shallow.subsample(10, 3, 0)
+    assert len(set(idx.tolist())) == 3 and np.all(np.diff(idx) > 0)
+    assert np.array_equal(idx, shallow.subsample(10, 3, 0))
+    with pytest.raises(ValueError, match="n_fit"):
+        shallow.subsample(10, 0, 0)
+
+
+def test_rbf_gamma_is_sklearns_scale():
+    from sklearn.svm import SVC
+
+    x, y = blobs()
+    xs = shallow.flatten(x)
+    assert shallow.rbf_gamma(xs) == pytest.approx(SVC(gamma="scale").fit(xs, y.numpy())._gamma)
+
+
+@pytest.mark.parametrize("options", [{}, {"n_components": 1000, "n_fit": 100}])
+def test_fit_svm_exact_and_nystroem(options):
+    x, y = blobs()
+    m = shallow.fit_svm(x, y, **options)
+    assert m.kind == "svm" and m.n_fit == options.get("n_fit", 200)
+    correct = m.correct(x, y)
+    assert correct.dtype == torch.bool and correct.shape == (200,) and bool(correct.all())
+    if options:
+        assert "100 components" in m.details["method"]  # clipped to the examples it is fitted on
+
+
+def test_forest_early_stopping_rule():
+    x, y = blobs()
+    # separable: the out-of-bag accuracy is 0.995 with 20 trees (one example without enough OOB votes)
+    # and 1.0 with 40; that gain, 0.005, is below tol = 0.01, so growing stops at 40 trees
+    easy = shallow.fit_forest(x, y, chunk=20, tol=0.01, max_trees=200, n_jobs=1)
+    assert easy.details["n_trees"] == 40 and easy.model.n_estimators == 40
+    assert [n for n, _ in easy.details["oob"]] == [20, 40] and easy.details["oob"][-1][1] == 1.0
+    # in general: every gain before the last is >= tol, the last one < tol
+    noisy = shallow.fit_forest(x + 3 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1)), y,
+                               chunk=5, tol=0.01, max_trees=200, n_jobs=1)
+    gains = np.diff([acc for _, acc in noisy.details["oob"]])
+    assert np.all(gains[:-1] >= 0.01) and gains[-1] < 0.01
+    # a tolerance no gain can fall below never stops early
+    never = shallow.fit_forest(x, y, chunk=5, tol=-1.0, max_trees=20, n_jobs=1)
+    assert never.details["n_trees"] == 20
+    assert bool(never.correct(x, y).all())
+    with pytest.raises(ValueError, match="chunk"):
+        shallow.fit_forest(x, y, chunk=0)
+
+
+def test_fit_shallow_rejects_unknown_kind():
+    x, y = blobs()
+    with pytest.raises(ValueError, match="unknown shallow model"):
+        shallow.fit_shallow("knn", x, y)
+
+
+# --- D ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("arch, n_classes", [("densenet121", 10), ("resnet101", 100)])
+def test_32x32_architectures(arch, n_classes):
+    net = shallow.deep_factory(arch, (3, 32, 32), n_classes)().eval()
+    stem = net.features.conv0 if arch == "densenet121" else net.conv1
+    assert stem.kernel_size == (3, 3) and stem.stride == (1, 1)
+    assert isinstance(net.features.pool0 if arch == "densenet121" else net.maxpool, nn.Identity)
+    with torch.no_grad():
+        assert net(torch.randn(2, 3, 32, 32)).shape == (2, n_classes)
+
+
+def test_deep_factory_errors_and_cnn():
+    with pytest.raises(ValueError, match="needs images"):
+        shallow.deep_factory("densenet121", (1, 40), 10)
+    with pytest.raises(ValueError, match="unknown architecture"):
+        shallow.deep_factory("vgg", (1, 40), 10)
+    assert shallow.deep_factory("cnn", (1, 40), 10)()(torch.randn(3, 1, 40)).shape == (3, 10)
+
+
+def test_recipes():
+    assert shallow.paper_recipe("cifar10-subset").arch == "densenet121"
+    assert shallow.paper_recipe("cifar100").arch == "resnet101"
+    assert shallow.paper_recipe("fashion-mnist").arch == "cnn"
+    with pytest.raises(ValueError, match="schedule"):
+        shallow.Recipe(schedule="step")
+    cnn = shallow.deep_factory("cnn", (1, 40), 10)
+    assert not shallow.needs_loop(cnn, shallow.Recipe())
+    assert shallow.needs_loop(cnn, shallow.Recipe(schedule="cosine"))
+    assert shallow.needs_loop(lambda: nn.Sequential(nn.Flatten(), nn.BatchNorm1d(40)), shallow.Recipe())
+
+
+def test_augment_batch_flips_or_keeps_without_padding():
+    x = torch.randn(16, 3, 8, 8)
+    out = shallow.augment_batch(x, torch.Generator().manual_seed(0), pad=0)
+    for a, b in zip(out, x):
+        assert torch.equal(a, b) or torch.equal(a, b.flip(-1))
+    shifted = shallow.augment_batch(torch.ones(16, 1, 8, 8), torch.Generator().manual_seed(0), pad=2)
+    assert shifted.shape == (16, 1, 8, 8) and (shifted.flatten(1).sum(1) >= 36).all()  # ≥ 6×6 ones kept
+
+
+def test_train_tracked_ensemble_matches_the_per_seed_loop():
+    ds = data.load("digits", n_train=96, n_test=100)
+    recipe = shallow.Recipe("cnn", batch_size=32, lr=0.05, momentum=0.9)
+    traj = shallow.train_tracked(ds, recipe, epochs=2, n_seeds=2, n_log=3, seed=1, device="cpu", progress=False)
+    grid = shallow.step_grid(6, 3, n_log=3)
+    assert traj.method == "ensemble" and np.array_equal(traj.steps, grid)
+    assert traj.correct.shape == (len(grid), 2, 100) and traj.correct.dtype == torch.bool
+    assert traj.epochs[-1] == 2.0
+    factory = shallow.deep_factory("cnn", ds.input_shape, ds.n_classes)
+    loop = torch.stack([torch.stack(shallow._loop_one(factory, ds, recipe, 2, set(grid.tolist()), s,
+                                                      torch.device("cpu"), _NoBar())) for s in traj.seeds], 1)
+    assert (loop == traj.correct).float().mean() > 0.99  # the same models, to float tolerance
+    c = shallow.curves(traj, traj.correct[-1, 0])  # M := seed 0 of D at the end: T01 = T10 = 0 for it
+    assert c.t.shape == (len(grid), 2, 2, 2)
+    assert c.t[-1, 0, 0, 1] == 0 and c.t[-1, 0, 1, 0] == 0 and c.r_pm[-1, 0] == math.inf
+    assert c.acc_m == pytest.approx(c.acc_d[-1, 0])
+
+
+def test_train_tracked_checks_its_arguments():
+    ds = data.load("digits", n_train=64, n_test=10)
+    with pytest.raises(ValueError, match="epochs"):
+        shallow.train_tracked(ds, shallow.Recipe(), epochs=0, n_seeds=1, device="cpu")
+    signals = replace(ds, x_train=ds.x_train.flatten(2), x_test=ds.x_test.flatten(2))  # (N, 1, 64)
+    with pytest.raises(ValueError, match="augment"):
+        shallow.train_tracked(signals, shallow.Recipe(augment=True), epochs=1, n_seeds=1, device="cpu")
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
