@@ -2,7 +2,8 @@
 
 The paper scale needs a GPU and the full data sets; here each notebook runs its ``paper``
 settings (architectures, optimisers, data sets) on a few examples for a step or two, on the CPU,
-so that a Colab user never meets a branch that no test ran. Claims are reported, not asserted,
+so that a Colab user never meets a branch that no test ran. With ``MEMKIT_TEST_DEVICE=cuda``
+the same runs exercise the CUDA branches (TF32, bfloat16 autocast) on a GPU machine. Claims are reported, not asserted,
 in the paper profile, so only crashes fail these tests.
 """
 
@@ -19,6 +20,14 @@ from tests.helpers import data_dir, run_notebook
 # notebook -> (data sets to run, the paper settings to cut down)
 CUT_DOWN = {
     "01_easy_examples": (["mnist", "cifar10-subset"], {"n_models": 3, "n_train": 300, "n_track": 100}),
+    "03_capacity_convergence": (["mnist", "cifar10-subset"], {
+        "n_seeds": 1, "capacity_n": 200, "n_val": 100, "capacity_widths": [16, 64], "capacity_epochs": 1,
+        "noise_levels": [0.0, 0.8], "time_noise": {"randX": [1.0]}, "time_sizes": [50, 100], "time_width": 64,
+        "time_widths": [16, 64], "time_n": 100, "time_budget": 2}),
+    "04_critical_samples": (["mnist", "cifar10-subset"], {
+        "n_models": 1, "n_train": 64, "n_test": 50, "n_csr": 10, "epochs": [0, 1], "noise_levels": [0.5],
+        "widths": [64], "n_check": 100, "lass": {"n_iter": 2}}),
+    "06_shallow_first": (["mnist", "cifar10-subset"], {"n_seeds": 2, "n_train": 8, "n_test": 8, "epochs": 1, "n_log": 2}),
 }
 
 
@@ -26,7 +35,8 @@ CUT_DOWN = {
 def test_paper_profile_cut_down(name, tmp_path):
     data_dir()
     datasets, overrides = CUT_DOWN[name]
-    run_notebook(name, tmp_path, profile="paper", dataset=datasets, device="cpu", overrides=overrides)
+    device = os.environ.get("MEMKIT_TEST_DEVICE", "cpu")  # e.g. cuda, to try the GPU-only branches
+    run_notebook(name, tmp_path, profile="paper", dataset=datasets, device=device, overrides=overrides)
     path = Path(os.environ["MEMKIT_OUTPUT"]) / "results" / "paper" / f"{name}.json"
     result = json.loads(path.read_text())
     assert result["profile"] == "paper"
