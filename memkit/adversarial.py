@@ -386,12 +386,6 @@ def csr_points(ds: Dataset, n: int | None = None, seed: int = 0) -> torch.Tensor
     return x
 
 
-def has_batchnorm(model: nn.Module) -> bool:
-    """Whether ``model`` holds a BatchNorm layer (whose running statistics cannot be updated
-    inside ``torch.vmap``, so such models are not trained as a batched Ensemble)."""
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-
-
 def csr_through_training(factory: training.Factory, ds: Dataset, x_csr: torch.Tensor, *,
                          epochs: Sequence[int], n_models: int, batch_size: int, lr: float,
                          momentum: float = 0.0, lr_halving: int | None = None,
@@ -416,7 +410,7 @@ def csr_through_training(factory: training.Factory, ds: Dataset, x_csr: torch.Te
     if lr_halving is not None and lr_halving < 1:
         raise ValueError(f"lr_halving={lr_halving} must be a positive number of epochs, or None for a constant lr")
     dev = pick_device(device)
-    batchnorm = has_batchnorm(training.init_model(factory, seed))
+    batchnorm = training.has_buffers(factory)
     if batchnorm and ds.n_train % batch_size == 1:
         raise ValueError(f"n_train={ds.n_train} leaves a last mini-batch of one example, which BatchNorm "
                          f"cannot train on; choose a batch_size (now {batch_size}) that leaves at least two")
@@ -441,6 +435,14 @@ def _stack(rows: list[list[np.ndarray]]) -> list[np.ndarray]:
     return [np.stack([row[i] for row in rows], axis=-1) for i in range(len(rows[0]))]
 
 
+def _measure(ds: Dataset, checkpoints: list[int], rows: list[list[np.ndarray]], csr: Callable[[], torch.Tensor],
+             correct: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], step: training.Step) -> None:
+    """At a checkpoint epoch (step 0 or an epoch's end), append the accuracies and the CSR."""
+    if (step.step == 0 or step.end_of_epoch) and step.epoch in checkpoints[len(rows):]:
+        rows.append([*_accuracies(ds, correct(ds.x_train, ds.y_train), correct(ds.x_test, ds.y_test)),
+                     csr().cpu().numpy()])
+
+
 def _fit_ensemble(factory: training.Factory, ds: Dataset, x_csr: torch.Tensor, checkpoints: list[int], *,
                   n_models: int, batch_size: int, lr: float, momentum: float, lr_halving: None,
                   search: dict[str, Any], seed: int, device: torch.device, progress: bool,
@@ -450,50 +452,34 @@ def _fit_ensemble(factory: training.Factory, ds: Dataset, x_csr: torch.Tensor, c
     gen = torch.Generator(device=device).manual_seed(seed)
     xs = x_csr.expand(n_models, *x_csr.shape)
     rows: list[list[np.ndarray]] = []
-
-    def measure(e: training.Ensemble, step: training.Step) -> None:
-        if (step.step == 0 or step.end_of_epoch) and step.epoch in checkpoints[len(rows):]:
-            csr = critical_sample_ratio(e.forward, xs, generator=gen, **search)
-            rows.append([*_accuracies(ds, e.correct(ds.x_train, ds.y_train), e.correct(ds.x_test, ds.y_test)),
-                         csr.cpu().numpy()])
-
     training.fit(ens, ds.x_train, ds.y_train, epochs=checkpoints[-1], batch_size=batch_size, lr=lr,
-                 momentum=momentum, callback=measure, progress=progress, desc=desc)
+                 momentum=momentum, progress=progress, desc=desc,
+                 callback=lambda e, step: _measure(ds, checkpoints, rows,
+                                                   lambda: critical_sample_ratio(e.forward, xs, generator=gen, **search),
+                                                   e.correct, step))
     return _stack(rows)
-
-
-@torch.no_grad()
-def _correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    with _eval_mode(model):
-        return torch.cat([model(xb).argmax(-1) for xb in x.split(batch_size)]) == y
 
 
 def _fit_sequential(factory: training.Factory, ds: Dataset, x_csr: torch.Tensor, checkpoints: list[int], *,
                     n_models: int, batch_size: int, lr: float, momentum: float, lr_halving: int | None,
                     search: dict[str, Any], seed: int, device: torch.device, progress: bool,
                     desc: str | None) -> list[np.ndarray]:
-    """One model after another (BatchNorm, or a learning-rate schedule): plain modules trained
-    with torch.optim.SGD, in the same initialisations and data orders as the Ensemble's members."""
+    """One model after another (BatchNorm, or a learning-rate schedule): plain modules trained by
+    :func:`memkit.training.train_single`, in the same initialisations and data orders as the
+    Ensemble's members, measured in eval mode."""
+    steps_per_epoch = -(-ds.n_train // batch_size)
+    halving = (lambda t: 0.5 ** (t // (lr_halving * steps_per_epoch))) if lr_halving else None
     per_model = []
     for s in tqdm(training.member_seeds(seed, n_models), desc=desc, disable=not progress, leave=False):
-        model = training.init_model(factory, s).to(device)
-        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
         gen = torch.Generator(device=device).manual_seed(s)
-        orders = training.data_orders(ds.n_train, [s])
-        rows = []
-        for epoch in range(checkpoints[-1] + 1):
-            if epoch in checkpoints:
-                rows.append([*_accuracies(ds, _correct(model, ds.x_train, ds.y_train),
-                                          _correct(model, ds.x_test, ds.y_test)),
-                             critical_sample_ratio(model, x_csr, generator=gen, **search).cpu().numpy()])
-            if epoch == checkpoints[-1]:
-                break
-            for group in opt.param_groups:
-                group["lr"] = lr * 0.5 ** (epoch // lr_halving) if lr_halving else lr
-            model.train()
-            for idx in next(orders)[0].to(device).split(batch_size):
-                opt.zero_grad()
-                F.cross_entropy(model(ds.x_train[idx]), ds.y_train[idx]).backward()
-                opt.step()
+        rows: list[list[np.ndarray]] = []
+
+        def measure(model: nn.Module, step: training.Step) -> None:
+            _measure(ds, checkpoints, rows, lambda: critical_sample_ratio(model, x_csr, generator=gen, **search),
+                     lambda x, y: training.correct(model, x, y), step)
+
+        training.train_single(factory, ds.x_train, ds.y_train, seed=s, epochs=checkpoints[-1],
+                              batch_size=batch_size, lr=lr, momentum=momentum, device=device,
+                              lr_factor=halving, callback=measure)
         per_model.append(_stack(rows))
     return [np.stack([m[i] for m in per_model]) for i in range(len(per_model[0]))]

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from memkit import models
 from memkit.data import Dataset
 from memkit.device import pick_device
-from memkit.training import Ensemble, Factory, Step, data_orders, fit, init_model, member_seeds
+from memkit.training import Ensemble, Factory, Step, correct, fit, has_buffers, member_seeds, train_single
 
 # ---------------------------------------------------------------------------------------------
 # The contingency matrix T and the ratios R+, R−, R±
@@ -422,12 +422,10 @@ class Trajectory:
 
 
 def needs_loop(factory: Factory, recipe: Recipe) -> bool:
-    """Whether D must train one seed at a time: a model with buffers (batch-norm running
-    statistics, which ``torch.vmap`` cannot update in training mode), or a recipe that
+    """Whether D must train one seed at a time (:func:`memkit.training.train_single`): a model
+    with buffers (batch norm, :func:`memkit.training.has_buffers`), or a recipe that
     :func:`memkit.training.fit` does not do (a learning-rate schedule, augmentation)."""
-    with torch.device("meta"):  # build the architecture without allocating or initialising weights
-        has_buffers = any(True for _ in factory().buffers())
-    return has_buffers or recipe.schedule != "constant" or recipe.augment
+    return has_buffers(factory) or recipe.schedule != "constant" or recipe.augment
 
 
 def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
@@ -445,45 +443,26 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> 
     return padded[batch, torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
 
 
-@torch.no_grad()
-def _correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """``(N,)`` bool: model (in eval mode, bfloat16 autocast on CUDA) correct on each example."""
-    model.eval()
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=x.device.type == "cuda"):
-        pred = torch.cat([model(xb).argmax(-1) for xb in x.split(batch_size)])
-    model.train()
-    return pred == y
-
-
 def _loop_one(factory: Factory, ds: Dataset, recipe: Recipe, epochs: int, grid: set[int], seed: int,
               device: torch.device, bar: Any) -> list[torch.Tensor]:
-    """Train one seed of D with ``torch.optim.SGD`` (same initialisation and data order as the
-    ensemble member with that seed); return its ``(N,)`` test correctness at each grid step."""
-    model = init_model(factory, seed).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                          weight_decay=recipe.weight_decay)
-    x, y = ds.x_train.to(device), ds.y_train.to(device)
-    x_test, y_test = ds.x_test.to(device), ds.y_test.to(device)
-    total = epochs * -(-len(x) // recipe.batch_size)
-    schedule = (lambda t: 0.5 * (1 + math.cos(math.pi * t / total))) if recipe.schedule == "cosine" else (lambda t: 1.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    """Train one seed of D with :func:`memkit.training.train_single` (same initialisation and
+    data order as the ensemble member with that seed; the recipe's schedule and augmentation,
+    bfloat16 autocast on CUDA); return its ``(N,)`` test correctness at each grid step."""
+    total = epochs * -(-ds.n_train // recipe.batch_size)
     gen = torch.Generator(device=device).manual_seed(seed)
-    out, step, orders = [], 0, data_orders(len(x), [seed])
-    if 0 in grid:
-        out.append(_correct(model, x_test, y_test).cpu())
-    for _ in range(epochs):
-        for idx in next(orders)[0].to(device).split(recipe.batch_size):
-            xb = augment_batch(x[idx], gen) if recipe.augment else x[idx]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                loss = F.cross_entropy(model(xb), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            step += 1
-            bar.update()
-            if step in grid:
-                out.append(_correct(model, x_test, y_test).cpu())
+    x_test, y_test = ds.x_test.to(device), ds.y_test.to(device)
+    out: list[torch.Tensor] = []
+
+    def record(model: nn.Module, step: Step) -> None:
+        bar.update(step.step > 0)
+        if step.step in grid:
+            out.append(correct(model, x_test, y_test).cpu())
+
+    train_single(factory, ds.x_train, ds.y_train, seed=seed, epochs=epochs, batch_size=recipe.batch_size,
+                 lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, device=device,
+                 lr_factor=(lambda t: 0.5 * (1 + math.cos(math.pi * t / total))) if recipe.schedule == "cosine" else None,
+                 transform=(lambda xb: augment_batch(xb, gen)) if recipe.augment else None,
+                 autocast=True, callback=record)
     return out
 
 

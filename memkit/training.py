@@ -199,21 +199,67 @@ def fit(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_s
     return state
 
 
+def has_buffers(factory: Factory) -> bool:
+    """Whether ``factory()`` holds buffers (batch-norm running statistics), which ``torch.vmap``
+    cannot update in training mode: such models train one seed at a time with
+    :func:`train_single` instead of as an :class:`Ensemble`."""
+    with torch.device("meta"):  # the architecture only: no memory, no initialisation
+        return any(True for _ in factory().buffers())
+
+
+@torch.no_grad()
+def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """``(N,)`` bool: whether ``model``, in eval mode, classifies each example of ``x`` as ``y``
+    says (the model's train/eval mode is restored afterwards)."""
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.cat([model(xb).argmax(-1) for xb in x.split(batch_size)]) == y
+    finally:
+        model.train(was_training)
+
+
 def train_single(factory: Factory, x: torch.Tensor, y: torch.Tensor, *, seed: int, epochs: int,
                  batch_size: int, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
-                 device: str | torch.device | None = None) -> nn.Module:
+                 device: str | torch.device | None = None,
+                 lr_factor: Callable[[int], float] | None = None,
+                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 autocast: bool = False,
+                 callback: Callable[[nn.Module, Step], bool | None] | None = None) -> nn.Module:
     """Train one plain ``nn.Module`` with ``torch.optim.SGD``: initialised from ``seed`` and fed
-    in the data order of ``seed``, exactly as the ensemble member with that seed."""
+    in the data order of ``seed``, exactly as the ensemble member with that seed.
+
+    This is also the path for what an :class:`Ensemble` cannot do: batch norm
+    (:func:`has_buffers`), a learning-rate schedule (``lr_factor(t)`` multiplies ``lr`` for
+    update ``t`` = 0, 1, ...), data augmentation (``transform`` of each mini-batch of inputs) and
+    bfloat16 autocast on CUDA (``autocast``). ``callback(model, step)`` runs as in :func:`fit`:
+    before the first update and after every one; returning ``True`` stops training.
+    """
     device = pick_device(device)
     model = init_model(factory, seed).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     x, y = x.to(device), y.to(device)
+    steps_per_epoch = -(-len(x) // batch_size)
+    state = Step(0, 0, False)
+    if callback and callback(model, state):
+        return model
     orders = data_orders(len(x), [seed])
-    for _ in range(epochs):
-        for idx in next(orders)[0].to(device).split(batch_size):
+    for epoch in range(epochs):
+        for b, idx in enumerate(next(orders)[0].to(device).split(batch_size)):
+            if lr_factor is not None:
+                for group in opt.param_groups:
+                    group["lr"] = lr * lr_factor(state.step)
+            model.train()
+            xb = x[idx] if transform is None else transform(x[idx])
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast and device.type == "cuda"):
+                loss = F.cross_entropy(model(xb), y[idx])
             opt.zero_grad()
-            F.cross_entropy(model(x[idx]), y[idx]).backward()
+            loss.backward()
             opt.step()
+            last = b == steps_per_epoch - 1
+            state = Step(state.step + 1, epoch + last, last)
+            if callback and callback(model, state):
+                return model
     return model
 
 
@@ -230,5 +276,5 @@ def train_loop(factory: Factory, x: torch.Tensor, y: torch.Tensor, x_eval: torch
     for s in member_seeds(seed, n_models):
         model = train_single(factory, x, y, seed=s, device=device, **sgd)
         with torch.no_grad():
-            preds.append(model(x_eval.to(next(model.parameters()).device)).argmax(-1))
+            preds.append(model.eval()(x_eval.to(next(model.parameters()).device)).argmax(-1))
     return torch.stack(preds)

@@ -213,7 +213,7 @@ def test_bad_settings_are_rejected():
 def test_paper_cnn():
     model = A.paper_cnn((3, 32, 32), 10)
     assert model(torch.randn(4, 3, 32, 32)).shape == (4, 10)
-    assert A.has_batchnorm(model) and not A.has_batchnorm(models.mlp((3, 32, 32), [8], 10))
+    assert training.has_buffers(lambda: model) and not training.has_buffers(lambda: models.mlp((3, 32, 32), [8], 10))
     with pytest.raises(ValueError, match="32"):
         A.paper_cnn((1, 28, 28), 10)
     with pytest.raises(ValueError, match="images"):
