@@ -32,8 +32,7 @@ so its seeds are trained one after another; BatchNorm-free models train as one b
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,21 +73,6 @@ class AdversarialSearch:
     y_adv: torch.Tensor
     steps: torch.Tensor
 
-
-@contextlib.contextmanager
-def _eval_mode(model: Model) -> Iterator[None]:
-    """Put an ``nn.Module`` in eval mode (BatchNorm running statistics, no dropout) and restore
-    every submodule's mode afterwards; other callables are left alone."""
-    if not isinstance(model, nn.Module):
-        yield
-        return
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, mode in modes:
-            m.training = mode
 
 
 def _check_nonnegative(**values: float | torch.Tensor) -> None:
@@ -145,7 +129,7 @@ def lass(model: Model, x: torch.Tensor, *, r: float | torch.Tensor, alpha: float
     r, alpha, beta = (torch.as_tensor(v, dtype=x.dtype, device=x.device) for v in (r, alpha, beta))
     lower, upper = feasible_box(x, r, bounds)
     xt = x.clone()
-    with _eval_mode(model), torch.enable_grad():
+    with training.eval_mode(model), torch.enable_grad():
         for t in range(int(n_iter) + 1):
             xt.requires_grad_(True)
             logits = model(xt)
@@ -293,7 +277,7 @@ def check_on_linear(model: nn.Module, x: torch.Tensor, search: dict[str, Any],
     d = linear_boundary_distance(linear.weight.detach(), linear.bias.detach(), x.flatten(1), scale=r)
     factor = max(1.0, float(d.quantile(min_fraction)))
     found = lass(model, x, **{k: v * factor if k in ("r", "alpha", "beta") else v for k, v in search.items()})
-    with torch.no_grad(), _eval_mode(model):
+    with torch.no_grad(), training.eval_mode(model):
         if not torch.equal(found.critical, model(found.x_adv).argmax(-1) != model(x).argmax(-1)):
             raise AssertionError("LASS called a point critical without a verified adversarial point")
     return LinearCheck((d / factor).cpu().numpy(), found.critical.cpu().numpy(), factor)

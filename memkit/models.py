@@ -1,7 +1,7 @@
 """Model factories: MLPs of any widths and a small CNN (1-D or 2-D by the input's shape).
 
 Each factory returns a fresh ``nn.Module`` initialised from torch's global generator, so a
-seed set before the call fixes the initialisation (see :func:`memkit.training.init_models`).
+seed set before the call fixes the initialisation (see :func:`memkit.training.init_model`).
 Models map ``(B, C, *spatial)`` inputs to ``(B, K)`` logits.
 """
 

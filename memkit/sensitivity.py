@@ -42,7 +42,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.func import functional_call, grad, jacrev, vjp
 
 from memkit import training
@@ -107,14 +106,9 @@ class Trajectory:
     @torch.no_grad()
     def logits(self, t: int, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(S, N, K)`` of every member after t updates on inputs ``x`` ``(N, *input_shape)``."""
-        base = _meta(self.ensemble)
+        base = self.ensemble.base  # the weightless copy of the architecture
         call = torch.vmap(lambda p, b: functional_call(base, (p, b), (x.to(self.ensemble.device),)))
         return call(self.at(t), self.ensemble.buffers)
-
-
-def _meta(ens: training.Ensemble) -> nn.Module:
-    """A weightless copy of the ensemble's architecture for ``functional_call``."""
-    return ens.factory().to("meta")
 
 
 def record_sgd(factory: training.Factory, x: torch.Tensor, y: torch.Tensor, *, n_models: int,
@@ -188,7 +182,7 @@ def unrolled_input_gradients(traj: Trajectory, x: torch.Tensor, y: torch.Tensor,
     w = (torch.full((1, len(x)), 1 / len(x)) if weights is None else weights).to(dev, x.dtype)
     if w.ndim != 2 or w.shape[1] != len(x):
         raise ValueError(f"weights must be (C, N) = (C, {len(x)}); got {tuple(w.shape)}")
-    base, lr, buffers = _meta(ens), traj.lr, ens.buffers
+    base, lr, buffers = ens.base, traj.lr, ens.buffers
     n_comp, n_grid, n_models = w.shape[0], len(times), traj.n_models
 
     def losses(p: Params, b: Params, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
@@ -273,6 +267,7 @@ def per_class_loss_sensitivity(traj: Trajectory, x: torch.Tensor, y: torch.Tenso
 def running_mean(g: torch.Tensor, dim: int = 1) -> torch.Tensor:
     """ḡ as training progresses: the mean of g^t over the evaluation times up to each one,
     along ``dim`` (the grid axis of :func:`loss_sensitivity`'s ``(S, G, N)``)."""
+    dim %= g.ndim
     counts = torch.arange(1, g.shape[dim] + 1, device=g.device, dtype=g.dtype)
     return g.cumsum(dim) / counts.view(-1, *[1] * (g.ndim - dim - 1))
 

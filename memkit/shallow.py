@@ -529,7 +529,8 @@ PAPER_ACCURACY: dict[str, dict[str, Any]] = {
 def peak(r: torch.Tensor | np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per seed, the largest value of a ``(G, S)`` curve over the grid ``x`` ``(G,)`` (steps or
     epochs) and the ``x`` at which it is first reached, NaN entries ignored: two ``(S,)`` arrays."""
-    r = np.nan_to_num(np.asarray(r, dtype=float), nan=-np.inf)
+    r = np.asarray(r, dtype=float)
+    r = np.where(np.isnan(r), -np.inf, r)  # keep +inf (R− = 0 < R+) a peak of +inf
     return r.max(0), np.asarray(x)[r.argmax(0)]
 
 

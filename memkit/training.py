@@ -11,6 +11,7 @@ tolerance), and :func:`train_loop` is the per-seed Python loop kept as the bench
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -68,6 +69,10 @@ class Ensemble:
         seed: base seed; member ``i`` uses ``member_seeds(seed, S)[i]`` for its initialisation
             and its data order.
         device: ``None`` picks CUDA, then MPS, then CPU.
+
+    Attributes: ``params`` and ``buffers`` (name → ``(S, ...)`` stacked tensors), ``seeds``,
+    ``active`` (``(S,)`` bool: members that SGD updates), ``base`` (a weightless "meta" copy of
+    the architecture, for ``torch.func.functional_call`` with other weights).
     """
 
     def __init__(self, factory: Factory, n_models: int, seed: int = 0,
@@ -80,7 +85,7 @@ class Ensemble:
         params, buffers = stack_module_state(models)
         self.params = {k: v.detach().to(self.device).requires_grad_() for k, v in params.items()}
         self.buffers = {k: v.to(self.device) for k, v in buffers.items()}
-        self._base = copy.deepcopy(models[0]).to("meta")
+        self.base = copy.deepcopy(models[0]).to("meta")
         self.active = torch.ones(n_models, dtype=torch.bool, device=self.device)
         self._momentum: dict[str, torch.Tensor] = {}
 
@@ -88,7 +93,7 @@ class Ensemble:
         return len(self.seeds)
 
     def _call(self, params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
-        return functional_call(self._base, (params, buffers), (x,))
+        return functional_call(self.base, (params, buffers), (x,))
 
     def forward(self, xs: torch.Tensor) -> torch.Tensor:
         """Logits ``(S, B, K)`` for per-member inputs ``xs`` of shape ``(S, B, *input_shape)``,
@@ -116,7 +121,7 @@ class Ensemble:
 
     def member(self, i: int) -> nn.Module:
         """Member ``i`` as a standalone ``nn.Module`` (a copy, on the ensemble's device)."""
-        model = self.factory().to(self.device)
+        model = init_model(self.factory, self.seeds[i]).to(self.device)  # leaves torch's generator alone
         state = {k: v[i].detach() for k, v in (self.params | self.buffers).items()}
         model.load_state_dict(state)
         return model
@@ -207,16 +212,28 @@ def has_buffers(factory: Factory) -> bool:
         return any(True for _ in factory().buffers())
 
 
+@contextlib.contextmanager
+def eval_mode(model: object) -> Iterator[None]:
+    """Put an ``nn.Module`` in eval mode (batch-norm running statistics, no dropout) and restore
+    every submodule's own mode afterwards; other callables are left alone."""
+    if not isinstance(model, nn.Module):
+        yield
+        return
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
 @torch.no_grad()
 def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """``(N,)`` bool: whether ``model``, in eval mode, classifies each example of ``x`` as ``y``
-    says (the model's train/eval mode is restored afterwards)."""
-    was_training = model.training
-    model.eval()
-    try:
+    says (every submodule's train/eval mode is restored afterwards)."""
+    with eval_mode(model):
         return torch.cat([model(xb).argmax(-1) for xb in x.split(batch_size)]) == y
-    finally:
-        model.train(was_training)
 
 
 def train_single(factory: Factory, x: torch.Tensor, y: torch.Tensor, *, seed: int, epochs: int,

@@ -85,3 +85,14 @@ def test_profiles(monkeypatch):
     assert profiles.resolve_datasets("mnist", ["digits"]) == ["mnist"]
     with pytest.raises(ValueError, match="unknown data set"):
         profiles.resolve_datasets(["digits", "svhn"], ["digits"])
+
+
+def test_atomic_write_gives_the_usual_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        path = results.atomic_write(tmp_path / "f.json", lambda tmp: open(tmp, "w").write("{}"))
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644

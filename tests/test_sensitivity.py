@@ -218,3 +218,8 @@ def test_measure_returns_consistent_shapes():
     assert run.class_matrix.shape == run.class_matrix_plain.shape == (2, 2, 10, 10)
     assert run.times.tolist() == [1, 3, 4] and run.epochs.tolist() == [0.5, 1.5, 2.0]  # 2 steps an epoch
     assert np.all(S.off_diagonal_share(run.class_matrix_plain).numpy() == 0)
+
+
+def test_running_mean_accepts_a_negative_dim():
+    g = torch.arange(24, dtype=torch.float64).view(2, 3, 4)
+    assert torch.equal(S.running_mean(g, dim=-2), S.running_mean(g, dim=1))

@@ -247,3 +247,9 @@ def test_train_tracked_checks_its_arguments():
 class _NoBar:
     def update(self, n: int = 1) -> None:
         pass
+
+
+def test_peak_keeps_an_infinite_ratio():
+    r = np.array([[1.0, np.nan], [np.inf, 2.0], [3.0, 1.0]])
+    best, at = shallow.peak(r, np.array([0, 10, 20]))
+    assert best[0] == np.inf and at[0] == 10 and best[1] == 2.0 and at[1] == 10

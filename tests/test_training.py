@@ -104,3 +104,14 @@ def test_device_choice():
             pick_device("cuda")
     with pytest.raises(ValueError, match="at least one model"):
         training.Ensemble(lambda: models.mlp((4,), [], 2), 0)
+
+
+def test_correct_restores_each_submodules_mode_and_member_leaves_the_generator(digits):
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Dropout(0.5), torch.nn.Linear(64, 10))
+    model[1].eval()  # a submodule in its own mode
+    training.correct(model, digits.x_test, digits.y_test)
+    assert model.training and not model[1].training
+    ens = training.Ensemble(lambda: models.mlp(digits.input_shape, [8], 10), 2, device="cpu")
+    state = torch.random.get_rng_state()
+    ens.member(0)
+    assert torch.equal(state, torch.random.get_rng_state())
