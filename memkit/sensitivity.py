@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, jacrev, vjp
 
-from memkit import training
+from memkit import figures, training
 from memkit.device import pick_device
 from memkit.models import mlp
 
@@ -379,8 +379,8 @@ def off_diagonal_structure(matrix: torch.Tensor) -> torch.Tensor:
     return gini(relative[..., ~eye])
 
 
-#: Line colours of the three kinds of data in the figures (50% randX: a lighter randX red).
-COLORS = {"real": "#1f77b4", "randX": "#d62728", "randX 50%": "#ff9896"}
+#: Line colours: memkit's palette, and a lighter randX red for 50% randX.
+COLORS = figures.PALETTE | {"randX 50%": "#ff9896"}
 
 
 def plot_gini(ax, runs: dict[str, SensitivityRun], plain: bool = True) -> None:
