@@ -451,8 +451,8 @@ def _fit_sequential(factory: training.Factory, ds: Dataset, x_csr: torch.Tensor,
     """One model after another (BatchNorm, or a learning-rate schedule): plain modules trained by
     :func:`memkit.training.train_single`, in the same initialisations and data orders as the
     Ensemble's members, measured in eval mode."""
-    steps_per_epoch = -(-ds.n_train // batch_size)
-    halving = (lambda t: 0.5 ** (t // (lr_halving * steps_per_epoch))) if lr_halving else None
+    per_epoch = training.steps_per_epoch(ds.n_train, batch_size)
+    halving = (lambda t: 0.5 ** (t // (lr_halving * per_epoch))) if lr_halving else None
     per_model = []
     for s in tqdm(training.member_seeds(seed, n_models), desc=desc, disable=not progress, leave=False):
         gen = torch.Generator(device=device).manual_seed(s)

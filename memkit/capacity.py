@@ -161,16 +161,6 @@ def ensemble(stack: Stack, width: int, *, depth: int, n_seeds: int, seed: int = 
     return ens, torch.arange(d, device=ens.device).repeat_interleave(n_seeds)
 
 
-@torch.no_grad()
-def member_accuracy(ens: training.Ensemble, x: torch.Tensor, y: torch.Tensor, data_index: torch.Tensor,
-                    batch_size: int = 1024) -> torch.Tensor:
-    """``(S,)`` accuracy of member ``i`` on data set ``data_index[i]`` of ``x`` ``(D, N, ...)``, ``y`` ``(D, N)``."""
-    x, y = x.to(ens.device), y.to(ens.device)
-    hits = sum((ens.forward(x[data_index, i:i + batch_size]).argmax(-1) == y[data_index, i:i + batch_size]).sum(1)
-               for i in range(0, x.shape[1], batch_size))
-    return hits.float() / x.shape[1]
-
-
 def validation_curves(stack: Stack, width: int, sgd: SGD, *, depth: int, n_seeds: int, epochs: int,
                       seed: int = 0, device: str | torch.device | None = None) -> torch.Tensor:
     """Validation accuracy after every epoch: ``(epochs, D, S)`` on the CPU, in [0, 1]."""
@@ -180,7 +170,7 @@ def validation_curves(stack: Stack, width: int, sgd: SGD, *, depth: int, n_seeds
 
     def record(ens: training.Ensemble, step: training.Step) -> None:
         if step.end_of_epoch:
-            curves.append(member_accuracy(ens, stack.x_val, stack.y_val, index).view(-1, n_seeds).cpu())
+            curves.append(ens.accuracy(stack.x_val, stack.y_val, data_index=index).view(-1, n_seeds).cpu())
 
     training.fit(ens, stack.x_train, stack.y_train, epochs=epochs, batch_size=sgd.batch_size, lr=sgd.lr,
                  momentum=sgd.momentum, callback=record, data_index=index)
@@ -298,7 +288,7 @@ def epochs_to_fit(stack: Stack, width: int, sgd: SGD, *, depth: int, n_seeds: in
 
     def check(ens: training.Ensemble, step: training.Step) -> bool:
         if step.step == 0 or step.end_of_epoch:
-            fits = (member_accuracy(ens, stack.x_train, stack.y_train, index) == 1) & ens.active
+            fits = (ens.accuracy(stack.x_train, stack.y_train, data_index=index) == 1) & ens.active
             epochs[fits.cpu()] = step.epoch
             ens.active &= ~fits
         return not bool(ens.active.any())

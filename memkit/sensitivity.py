@@ -126,13 +126,14 @@ def record_sgd(factory: training.Factory, x: torch.Tensor, y: torch.Tensor, *, n
         raise ValueError(f"epochs={epochs}, batch_size={batch_size} and lr={lr} must all be positive")
     ens = training.Ensemble(factory, n_models, seed=seed, device=device)
     snapshots: list[Params] = []
+    batches: list[torch.Tensor] = []
 
     def keep(e: training.Ensemble, step: training.Step) -> None:
         snapshots.append({k: v.detach().clone() for k, v in e.params.items()})
+        if step.batch is not None:
+            batches.append(step.batch)
 
     training.fit(ens, x, y, epochs=epochs, batch_size=batch_size, lr=lr, callback=keep)
-    orders = training.data_orders(len(x), ens.seeds)  # the orders fit drew, replayed
-    batches = [b.to(ens.device) for _ in range(epochs) for b in next(orders).split(batch_size, dim=1)]
     params = {k: torch.stack([s[k] for s in snapshots]) for k in snapshots[0]}
     return Trajectory(ens, params, batches, lr)
 

@@ -39,7 +39,8 @@ from tqdm.auto import tqdm
 from memkit import models
 from memkit.data import Dataset
 from memkit.device import pick_device
-from memkit.training import Ensemble, Factory, Step, correct, fit, has_buffers, member_seeds, train_single
+from memkit.training import (Ensemble, Factory, Step, correct, fit, has_buffers, member_seeds, steps_per_epoch,
+                             train_single)
 
 # ---------------------------------------------------------------------------------------------
 # The contingency matrix T and the ratios R+, R−, R±
@@ -448,7 +449,7 @@ def _loop_one(factory: Factory, ds: Dataset, recipe: Recipe, epochs: int, grid: 
     """Train one seed of D with :func:`memkit.training.train_single` (same initialisation and
     data order as the ensemble member with that seed; the recipe's schedule and augmentation,
     bfloat16 autocast on CUDA); return its ``(N,)`` test correctness at each grid step."""
-    total = epochs * -(-ds.n_train // recipe.batch_size)
+    total = epochs * steps_per_epoch(ds.n_train, recipe.batch_size)
     gen = torch.Generator(device=device).manual_seed(seed)
     x_test, y_test = ds.x_test.to(device), ds.y_test.to(device)
     out: list[torch.Tensor] = []
@@ -487,9 +488,9 @@ def train_tracked(ds: Dataset, recipe: Recipe, *, epochs: int, n_seeds: int, n_l
                          f"{tuple(ds.x_train.shape)}: set augment=False")
     device = pick_device(device)
     factory = deep_factory(recipe.arch, ds.input_shape, ds.n_classes)
-    steps_per_epoch = -(-ds.n_train // recipe.batch_size)
-    total = epochs * steps_per_epoch
-    want = set(step_grid(total, steps_per_epoch, n_log).tolist())
+    per_epoch = steps_per_epoch(ds.n_train, recipe.batch_size)
+    total = epochs * per_epoch
+    want = set(step_grid(total, per_epoch, n_log).tolist())
     seeds = member_seeds(seed, n_seeds)
     t0 = time.perf_counter()
     if needs_loop(factory, recipe):
@@ -510,7 +511,7 @@ def train_tracked(ds: Dataset, recipe: Recipe, *, epochs: int, n_seeds: int, n_l
             progress=progress, desc=f"{ds.name} {recipe.arch}")
         correct = torch.stack(rows)
         method = "ensemble"
-    return Trajectory(np.asarray(sorted(want)), steps_per_epoch, correct, seeds, time.perf_counter() - t0, method)
+    return Trajectory(np.asarray(sorted(want)), per_epoch, correct, seeds, time.perf_counter() - t0, method)
 
 
 # ---------------------------------------------------------------------------------------------

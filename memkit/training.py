@@ -50,14 +50,22 @@ def data_orders(n: int, seeds: list[int]) -> Iterator[torch.Tensor]:
         yield torch.stack([torch.randperm(n, generator=g) for g in gens])
 
 
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """SGD updates in one epoch over ``n`` examples: ⌈n / batch_size⌉ (the last batch smaller)."""
+    return -(-n // batch_size)
+
+
 @dataclass
 class Step:
     """What a training callback sees: ``step`` SGD updates done so far (0 before the first),
-    ``epoch`` completed epochs, ``end_of_epoch`` whether this step closed an epoch."""
+    ``epoch`` completed epochs, ``end_of_epoch`` whether this step closed an epoch, and
+    ``batch`` the training indices of the update just made (``(S, B)`` in :func:`fit`, ``(B,)``
+    in :func:`train_single`; ``None`` before the first)."""
 
     step: int
     epoch: int
     end_of_epoch: bool
+    batch: torch.Tensor | None = None
 
 
 class Ensemble:
@@ -111,13 +119,26 @@ class Ensemble:
         """Predicted classes ``(S, N)`` int64."""
         return self.logits(x, batch_size).argmax(-1)
 
-    def correct(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-        """``(S, N)`` bool: whether member ``s`` classifies example ``n`` correctly."""
-        return self.predict(x, batch_size) == y.to(self.device)
+    @torch.no_grad()
+    def correct(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
+                data_index: torch.Tensor | None = None) -> torch.Tensor:
+        """``(S, N)`` bool: whether member ``s`` classifies example ``n`` correctly.
 
-    def accuracy(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-        """``(S,)`` float accuracy of each member on ``(x, y)``, in [0, 1]."""
-        return self.correct(x, y, batch_size).float().mean(1)
+        With ``data_index`` (as in :func:`fit`) member ``s`` is scored on data set
+        ``data_index[s]`` of ``x`` ``(D, N, *input_shape)``, ``y`` ``(D, N)``.
+        """
+        x, y = x.to(self.device), y.to(self.device)
+        if data_index is None:
+            return self.predict(x, batch_size) == y
+        rows = _data_rows(data_index, len(self), len(x)).to(self.device)[:, 0]  # (S,): one data set each
+        return torch.cat([self.forward(x[rows, i:i + batch_size]).argmax(-1) == y[rows, i:i + batch_size]
+                          for i in range(0, x.shape[1], batch_size)], dim=1)
+
+    def accuracy(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
+                 data_index: torch.Tensor | None = None) -> torch.Tensor:
+        """``(S,)`` float accuracy of each member on ``(x, y)``, in [0, 1] (``data_index``: see
+        :meth:`correct`)."""
+        return self.correct(x, y, batch_size, data_index).float().mean(1)
 
     def member(self, i: int) -> nn.Module:
         """Member ``i`` as a standalone ``nn.Module`` (a copy, on the ensemble's device)."""
@@ -183,12 +204,12 @@ def fit(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_s
     x, y = x.to(ens.device), y.to(ens.device)
     rows = None if data_index is None else _data_rows(data_index, len(ens), len(x)).to(ens.device)
     n = len(x) if rows is None else x.shape[1]
-    steps_per_epoch = -(-n // batch_size)
+    per_epoch = steps_per_epoch(n, batch_size)
     state = Step(0, 0, False)
     if callback and callback(ens, state):
         return state
     orders = data_orders(n, ens.seeds)
-    bar = tqdm(total=epochs * steps_per_epoch, desc=desc, disable=not progress, leave=False)
+    bar = tqdm(total=epochs * per_epoch, desc=desc, disable=not progress, leave=False)
     try:
         for epoch in range(epochs):
             order = next(orders).to(ens.device)
@@ -196,7 +217,8 @@ def fit(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_s
                 xb, yb = (x[idx], y[idx]) if rows is None else (x[rows, idx], y[rows, idx])
                 ens.sgd_step(xb, yb, lr, momentum, weight_decay)
                 bar.update()
-                state = Step(state.step + 1, epoch + (b == steps_per_epoch - 1), b == steps_per_epoch - 1)
+                last = b == per_epoch - 1
+                state = Step(state.step + 1, epoch + last, last, idx)
                 if callback and callback(ens, state):
                     return state
     finally:
@@ -256,7 +278,7 @@ def train_single(factory: Factory, x: torch.Tensor, y: torch.Tensor, *, seed: in
     model = init_model(factory, seed).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     x, y = x.to(device), y.to(device)
-    steps_per_epoch = -(-len(x) // batch_size)
+    per_epoch = steps_per_epoch(len(x), batch_size)
     state = Step(0, 0, False)
     if callback and callback(model, state):
         return model
@@ -273,8 +295,8 @@ def train_single(factory: Factory, x: torch.Tensor, y: torch.Tensor, *, seed: in
             opt.zero_grad()
             loss.backward()
             opt.step()
-            last = b == steps_per_epoch - 1
-            state = Step(state.step + 1, epoch + last, last)
+            last = b == per_epoch - 1
+            state = Step(state.step + 1, epoch + last, last, idx)
             if callback and callback(model, state):
                 return model
     return model

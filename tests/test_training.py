@@ -115,3 +115,19 @@ def test_correct_restores_each_submodules_mode_and_member_leaves_the_generator(d
     state = torch.random.get_rng_state()
     ens.member(0)
     assert torch.equal(state, torch.random.get_rng_state())
+
+
+def test_members_scored_on_their_own_data_sets_and_steps_carry_their_batch(digits):
+    x = torch.stack([digits.x_train[:100], digits.x_train[100:200]])  # (D=2, N, ...)
+    y = torch.stack([digits.y_train[:100], digits.y_train[100:200]])
+    index = torch.tensor([1, 0, 1])
+    ens = training.Ensemble(lambda: models.mlp(digits.input_shape, [8], 10), 3, device="cpu")
+    batches = []
+    training.fit(ens, x, y, epochs=1, batch_size=30, lr=0.1, data_index=index,
+                 callback=lambda e, step: batches.append(step.batch))
+    assert batches[0] is None and [b.shape for b in batches[1:]] == [(3, 30)] * 3 + [(3, 10)]
+    per_member = ens.correct(x, y, batch_size=7, data_index=index)
+    for s, d in enumerate(index.tolist()):
+        assert torch.equal(per_member[s], ens.correct(x[d], y[d])[s])
+    assert torch.allclose(ens.accuracy(x, y, data_index=index), per_member.float().mean(1))
+    assert training.steps_per_epoch(100, 30) == 4 and training.steps_per_epoch(90, 30) == 3
