@@ -146,7 +146,7 @@ class Ensemble:
         with self.training_mode(step), torch.autocast(self.device.type, dtype=torch.bfloat16,
                                                        enabled=autocast and self.device.type == "cuda"):
             logits = self.forward(xs)
-        losses = F.cross_entropy(logits.float().flatten(0, 1), ys.flatten(), reduction="none").view(ys.shape).mean(1)
+            losses = F.cross_entropy(logits.flatten(0, 1), ys.flatten(), reduction="none").view(ys.shape).mean(1)
         grads = torch.autograd.grad(losses.sum(), list(self.params.values()))
         frozen = not bool(self.active.all())
         with torch.no_grad():

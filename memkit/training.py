@@ -97,7 +97,7 @@ def train_single(factory: Factory, x: torch.Tensor, y: torch.Tensor, sgd: SGD, *
             model.train()
             set_noise_step(model, state.step)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=sgd.autocast and device.type == "cuda"):
-                loss = F.cross_entropy(model(xb).float(), yb)
+                loss = F.cross_entropy(model(xb), yb)
             opt.zero_grad()
             loss.backward()
             opt.step()
