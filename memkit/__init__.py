@@ -3,7 +3,8 @@
 One module per concern:
 
 - :mod:`memkit.data` – data sets as tensors (:func:`load`), randX / randY corruption.
-- :mod:`memkit.models` – MLPs and a small CNN.
+- :mod:`memkit.models` – every architecture, built by name (:func:`memkit.models.build`); the large
+  CIFAR networks (VGG, ResNet32, DenseNet121, ResNet101) live in :mod:`memkit.archs`.
 - :mod:`memkit.training` – the batched ensemble trainer (many seeds as one model).
 - :mod:`memkit.metrics` – per-example error statistics (easy examples, notebook 01).
 - :mod:`memkit.sensitivity` – loss sensitivity, unrolled and plain, and its Gini (notebook 02).

@@ -25,7 +25,7 @@ Units: memkit standardises inputs per channel, so the paper's α = 0.25, β = 0.
 standardised images of pixel values 0 and 255 when the raw data span the full range).
 
 :func:`csr_through_training` trains S seeds of a model and records training accuracy, validation
-accuracy and CSR at chosen epochs; :func:`paper_cnn` is the paper's CIFAR-10 CNN (with BatchNorm,
+accuracy and CSR at chosen epochs; ``models.build("paper_cnn", ...)`` is the paper's CIFAR-10 CNN (with BatchNorm,
 so its seeds are trained one after another; BatchNorm-free models train as one batched
 :class:`memkit.training.Ensemble`).
 """
@@ -283,49 +283,6 @@ def check_on_linear(model: nn.Module, x: torch.Tensor, search: dict[str, Any],
     return LinearCheck((d / factor).cpu().numpy(), found.critical.cpu().numpy(), factor)
 
 
-class Crop(nn.Module):
-    """Remove ``pixels`` from every border of ``(N, C, H, W)`` images (the paper CNN's Crop(2,2))."""
-
-    def __init__(self, pixels: int) -> None:
-        super().__init__()
-        self.pixels = pixels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = self.pixels
-        return x[..., p:x.shape[-2] - p, p:x.shape[-1] - p]
-
-
-def paper_cnn(input_shape: Sequence[int], n_classes: int, channels: int = 200) -> nn.Sequential:
-    """The CNN of Arpit et al. 2017 (CIFAR-10): Crop(2,2) → [Conv(200, 5×5) → BN → ReLU →
-    MaxPool(3×3)] ×2 → Dense(384) → BN → ReLU → Dense(192) → BN → ReLU → Dense(K).
-
-    Not published, our reading (Keras defaults, which the layer names follow): the crop removes
-    2 pixels at every border, the convolutions are unpadded and the pools have stride 3, so a
-    3×32×32 image gives 28 → 24 → 8 → 4 → 1 pixels and 200 features. Takes ``(N, C, H, W)``
-    images of at least 32×32 and returns ``(N, K)`` logits (softmax is in the loss). Its BatchNorm
-    layers keep running statistics, so its seeds train one after another, not as an Ensemble.
-    """
-    if len(input_shape) != 3:
-        raise ValueError(f"paper_cnn takes images (C, H, W); got input shape {tuple(input_shape)}: "
-                         "use memkit.models.mlp or memkit.models.cnn for other inputs")
-    features = nn.Sequential(
-        Crop(2),
-        nn.Conv2d(input_shape[0], channels, 5), nn.BatchNorm2d(channels), nn.ReLU(), nn.MaxPool2d(3),
-        nn.Conv2d(channels, channels, 5), nn.BatchNorm2d(channels), nn.ReLU(), nn.MaxPool2d(3),
-        nn.Flatten())
-    h, w = input_shape[1:]
-    side = lambda s: ((s - 4 - 4) // 3 - 4) // 3  # noqa: E731 - crop, conv, pool, conv, pool
-    if min(side(h), side(w)) < 1:
-        raise ValueError(f"paper_cnn needs images of at least 32×32 (it crops, convolves and pools "
-                         f"twice); got {h}×{w}: use memkit.models.cnn for small images")
-    n_features = channels * side(h) * side(w)
-    return nn.Sequential(
-        features,
-        nn.Linear(n_features, 384), nn.BatchNorm1d(384), nn.ReLU(),
-        nn.Linear(384, 192), nn.BatchNorm1d(192), nn.ReLU(),
-        nn.Linear(192, n_classes))
-
-
 @dataclass(frozen=True)
 class CSRCurves:
     """Accuracy and critical sample ratio of S models through training.
@@ -384,7 +341,7 @@ def csr_through_training(factory: training.Factory, ds: Dataset, x_csr: torch.Te
     SGD with ``momentum``; the learning rate ``lr`` is halved every ``lr_halving`` epochs
     (``None``: constant). The seeds are :func:`memkit.training.member_seeds` ``(seed, S)``, each an
     initialisation and a data order. Models without BatchNorm and with a constant learning rate
-    train as one batched :class:`~memkit.training.Ensemble`; the others (e.g. :func:`paper_cnn`)
+    train as one batched :class:`~memkit.training.Ensemble`; the others (e.g. :func:`memkit.models.paper_cnn`)
     one after another as plain modules with ``torch.optim.SGD``, measured in eval mode.
     """
     checkpoints = sorted({int(e) for e in epochs})

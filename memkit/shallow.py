@@ -16,8 +16,8 @@ peaks early in training and settles slowly to a value above 1.
 
 The module has three parts: T and its ratios (:func:`contingency`, :func:`r_plus`,
 :func:`r_minus`, :func:`r_pm`); fitting M with scikit-learn (:func:`fit_svm`, :func:`fit_forest`);
-and D (:func:`deep_factory`, the 32×32 adaptations :func:`densenet121_32` and :func:`resnet101_32`,
-and :func:`train_tracked`, which trains S seeds of D and records their test-set correctness at the
+and D (built by :func:`memkit.models.factory`: the 2-layer CNN, or DenseNet121 / ResNet101 adapted to 32×32;
+:func:`train_tracked`, which trains S seeds of D and records their test-set correctness at the
 steps of :func:`step_grid`).
 """
 
@@ -277,57 +277,6 @@ def fit_shallow(kind: ShallowKind, x: torch.Tensor, y: torch.Tensor, *, seed: in
 
 
 # ---------------------------------------------------------------------------------------------
-# D: architectures
-# ---------------------------------------------------------------------------------------------
-
-ARCHS = ("cnn", "densenet121", "resnet101")
-
-
-def _stem_32(in_channels: int) -> nn.Conv2d:
-    """The 3×3, stride-1 first convolution used for 32×32 inputs instead of ImageNet's 7×7 stride
-    2 (with the max-pool after it removed, the first block sees the full 32×32 image), initialised
-    as torchvision initialises its convolutions."""
-    conv = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
-    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
-    return conv
-
-
-def densenet121_32(n_classes: int, in_channels: int = 3) -> nn.Module:
-    """torchvision's DenseNet121 (no pretrained weights) adapted to 32×32 inputs: 3×3 stride-1
-    stem, no initial max-pool. Maps ``(B, in_channels, H, W)`` to ``(B, n_classes)`` logits."""
-    from torchvision.models import densenet121
-
-    net = densenet121(weights=None, num_classes=n_classes)
-    net.features.conv0 = _stem_32(in_channels)
-    net.features.pool0 = nn.Identity()
-    return net
-
-
-def resnet101_32(n_classes: int, in_channels: int = 3) -> nn.Module:
-    """torchvision's ResNet101 (no pretrained weights) adapted to 32×32 inputs: 3×3 stride-1
-    stem, no initial max-pool. Maps ``(B, in_channels, H, W)`` to ``(B, n_classes)`` logits."""
-    from torchvision.models import resnet101
-
-    net = resnet101(weights=None, num_classes=n_classes)
-    net.conv1 = _stem_32(in_channels)
-    net.maxpool = nn.Identity()
-    return net
-
-
-def deep_factory(arch: str, input_shape: Sequence[int], n_classes: int) -> Factory:
-    """A factory of D: ``"cnn"`` (the paper's 2-layer CNN: :func:`memkit.models.cnn` with two
-    convolutions, 1-D or 2-D by the input), ``"densenet121"`` or ``"resnet101"`` (images only)."""
-    if arch not in ARCHS:
-        raise ValueError(f"unknown architecture {arch!r}; use one of {', '.join(ARCHS)}")
-    if arch == "cnn":
-        return lambda: models.cnn(input_shape, n_classes, channels=(32, 64))
-    if len(input_shape) != 3:
-        raise ValueError(f"{arch} needs images (C, H, W); these inputs are {tuple(input_shape)}: use arch='cnn'")
-    build = densenet121_32 if arch == "densenet121" else resnet101_32
-    return lambda: build(n_classes, in_channels=input_shape[0])
-
-
-# ---------------------------------------------------------------------------------------------
 # D: training with T tracked on a grid of steps
 # ---------------------------------------------------------------------------------------------
 
@@ -337,7 +286,8 @@ class Recipe:
     """How D is trained; the paper publishes none of it, so every field is our choice.
 
     Attributes:
-        arch: one of :data:`ARCHS`.
+        arch: one of :data:`memkit.models.ARCHS`, built with its default options (``"cnn"``: the
+            paper's 2-layer CNN).
         batch_size, lr, momentum, weight_decay: SGD (``torch.optim.SGD`` semantics).
         schedule: ``"constant"`` learning rate, or ``"cosine"`` annealing from ``lr`` to 0 over
             the whole run (per step).
@@ -354,8 +304,8 @@ class Recipe:
     augment: bool = False
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise ValueError(f"unknown architecture {self.arch!r}; use one of {', '.join(ARCHS)}")
+        if self.arch not in models.ARCHS:
+            raise ValueError(f"unknown architecture {self.arch!r}; use one of {', '.join(models.ARCHS)}")
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"unknown schedule {self.schedule!r}; use 'constant' or 'cosine'")
         if self.batch_size < 1 or self.lr <= 0:
@@ -487,7 +437,7 @@ def train_tracked(ds: Dataset, recipe: Recipe, *, epochs: int, n_seeds: int, n_l
         raise ValueError(f"augment=True needs images (N, C, H, W); {ds.name} inputs are "
                          f"{tuple(ds.x_train.shape)}: set augment=False")
     device = pick_device(device)
-    factory = deep_factory(recipe.arch, ds.input_shape, ds.n_classes)
+    factory = models.factory(recipe.arch, ds.input_shape, ds.n_classes)
     per_epoch = steps_per_epoch(ds.n_train, recipe.batch_size)
     total = epochs * per_epoch
     want = set(step_grid(total, per_epoch, n_log).tolist())

@@ -1,5 +1,5 @@
 """Known-answer tests of memkit.shallow: the contingency matrix T, R+, R−, R± (with their
-zero-denominator cases), fitting M, the 32×32 architectures and D's tracked training."""
+zero-denominator cases), fitting M and D's tracked training (D's architectures: test_models.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from memkit import data, shallow
+from memkit import data, models, shallow
 
 
 def t_of(t00: int, t01: int, t10: int, t11: int) -> torch.Tensor:
@@ -178,31 +178,15 @@ def test_fit_shallow_rejects_unknown_kind():
 
 # --- D ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("arch, n_classes", [("densenet121", 10), ("resnet101", 100)])
-def test_32x32_architectures(arch, n_classes):
-    net = shallow.deep_factory(arch, (3, 32, 32), n_classes)().eval()
-    stem = net.features.conv0 if arch == "densenet121" else net.conv1
-    assert stem.kernel_size == (3, 3) and stem.stride == (1, 1)
-    assert isinstance(net.features.pool0 if arch == "densenet121" else net.maxpool, nn.Identity)
-    with torch.no_grad():
-        assert net(torch.randn(2, 3, 32, 32)).shape == (2, n_classes)
-
-
-def test_deep_factory_errors_and_cnn():
-    with pytest.raises(ValueError, match="needs images"):
-        shallow.deep_factory("densenet121", (1, 40), 10)
-    with pytest.raises(ValueError, match="unknown architecture"):
-        shallow.deep_factory("vgg", (1, 40), 10)
-    assert shallow.deep_factory("cnn", (1, 40), 10)()(torch.randn(3, 1, 40)).shape == (3, 10)
-
-
 def test_recipes():
     assert shallow.paper_recipe("cifar10-subset").arch == "densenet121"
     assert shallow.paper_recipe("cifar100").arch == "resnet101"
     assert shallow.paper_recipe("fashion-mnist").arch == "cnn"
     with pytest.raises(ValueError, match="schedule"):
         shallow.Recipe(schedule="step")
-    cnn = shallow.deep_factory("cnn", (1, 40), 10)
+    with pytest.raises(ValueError, match="unknown architecture 'vgg'; use one of mlp"):
+        shallow.Recipe("vgg")
+    cnn = models.factory("cnn", (1, 40), 10)
     assert not shallow.needs_loop(cnn, shallow.Recipe())
     assert shallow.needs_loop(cnn, shallow.Recipe(schedule="cosine"))
     assert shallow.needs_loop(lambda: nn.Sequential(nn.Flatten(), nn.BatchNorm1d(40)), shallow.Recipe())
@@ -225,7 +209,7 @@ def test_train_tracked_ensemble_matches_the_per_seed_loop():
     assert traj.method == "ensemble" and np.array_equal(traj.steps, grid)
     assert traj.correct.shape == (len(grid), 2, 100) and traj.correct.dtype == torch.bool
     assert traj.epochs[-1] == 2.0
-    factory = shallow.deep_factory("cnn", ds.input_shape, ds.n_classes)
+    factory = models.factory("cnn", ds.input_shape, ds.n_classes)
     loop = torch.stack([torch.stack(shallow._loop_one(factory, ds, recipe, 2, set(grid.tolist()), s,
                                                       torch.device("cpu"), _NoBar())) for s in traj.seeds], 1)
     assert (loop == traj.correct).float().mean() > 0.99  # the same models, to float tolerance
