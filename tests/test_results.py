@@ -19,7 +19,7 @@ def test_claim_holds_is_computed():
     assert results.Claim("a", "s", "m", 1.0, 1.0, ">=").holds
     assert results.Claim("a", "s", "m", 0.5, 1.0, "<").holds
     assert not results.Claim("a", "s", "m", math.nan, 1.0, "<").holds  # NaN never holds
-    with pytest.raises(ValueError, match="op"):
+    with pytest.raises(ValueError, match="unknown op '=='; use one of"):
         results.Claim("a", "s", "m", 1.0, 1.0, "==")
 
 
@@ -30,6 +30,21 @@ def test_check_asserts_in_test_and_quick_only(capsys):
             results.check(bad, profile)
     results.check(bad, "paper")  # reported, not asserted
     assert "DOES NOT HOLD" in capsys.readouterr().out
+
+
+def test_a_claim_not_asserted_is_reported_only(capsys):
+    quiet = results.Claim("gap", "s", "m", 0, 1, asserted=False)
+    results.check([results.Claim("good", "s", "m", 2, 1), quiet], "quick")  # does not raise
+    assert "[DOES NOT HOLD, reported only] gap" in capsys.readouterr().out
+    assert quiet.as_dict()["asserted"] is False and results.held(quiet) == "no (reported only)"
+    assert "| no (reported only) |" in results.table([quiet])
+
+
+def test_markdown_table():
+    text = results.markdown_table(["a", "b"], [["x|y", 0.123456], [1, "line\nbreak"]])
+    assert text.splitlines() == ["| a | b |", "| --- | --- |", "| x\\|y | 0.1235 |", "| 1 | line break |"]
+    with pytest.raises(ValueError, match="row 0 has 1 cells but the header has 2"):
+        results.markdown_table(["a", "b"], [["x"]])
 
 
 def test_atomic_write_leaves_no_partial_file(tmp_path):
@@ -53,7 +68,8 @@ def test_write_result_schema(tmp_path, monkeypatch):
     assert path == tmp_path / "results" / "quick" / "99_demo.json"
     doc = json.loads(path.read_text())
     assert doc["claims"] == [{"id": "c1", "statement": "statement", "metric": "metric", "value": 3.0,
-                              "threshold": 2.0, "op": ">", "figure": "Fig. 1", "holds": True}]
+                              "threshold": 2.0, "op": ">", "figure": "Fig. 1", "asserted": True,
+                              "holds": True}]
     assert doc["timings"] == {"total_s": 1.235} and doc["environment"]["device"] == "cpu"
 
 
