@@ -6,6 +6,7 @@ import json
 import math
 
 import matplotlib
+import numpy as np
 import pytest
 
 from memkit import figures, profiles, results
@@ -112,3 +113,22 @@ def test_atomic_write_gives_the_usual_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_band_and_epoch_axis():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    values = np.array([[0.1, 0.5, np.inf], [0.3, 0.7, 0.9]])  # (S=2, T=3); inf is left out
+    figures.band(ax, [0, 1, 2], values, figures.kind_color("randX 50%"), "randX 50%", ls="--", marker="o")
+    (line,) = ax.get_lines()
+    np.testing.assert_allclose(line.get_ydata(), [0.2, 0.6, 0.9])
+    assert line.get_label() == "randX 50%" and line.get_linestyle() == "--" and len(ax.collections) == 1
+    figures.band(ax, [0, 1, 2], values[:1], "k")  # one seed: no band
+    assert len(ax.collections) == 1
+    with pytest.raises(ValueError, match=r"give \(seeds, len\(x\)\)"):
+        figures.band(ax, [0, 1], values, "k")
+    figures.epoch_axis(ax, 64)
+    assert ax.get_xscale() == "symlog" and list(ax.get_xticks()) == [0, 1, 2, 5, 10, 20, 50]
+    assert ax.get_xlabel() == "epoch"
+    plt.close(fig)
