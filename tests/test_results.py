@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import matplotlib
 import numpy as np
@@ -90,7 +91,7 @@ def test_profiles(monkeypatch):
     monkeypatch.setenv("MEMKIT_PROFILE", "test")
     assert profiles.resolve_profile("paper") == "test"
     monkeypatch.setenv("MEMKIT_PROFILE", "huge")
-    with pytest.raises(ValueError, match="unknown profile 'huge'"):
+    with pytest.raises(ValueError, match=r"unknown profile 'huge' in \$MEMKIT_PROFILE; set it to one of"):
         profiles.resolve_profile("quick")
     table = {"quick": {"n": 1, "m": 2}}
     assert profiles.settings("quick", table, {"n": 5}) == {"n": 5, "m": 2}
@@ -98,6 +99,8 @@ def test_profiles(monkeypatch):
         profiles.settings("quick", table, {"k": 1})
     with pytest.raises(ValueError, match="no settings for profile 'paper'"):
         profiles.settings("paper", table)
+    with pytest.raises(ValueError, match="name different settings"):
+        profiles.settings("quick", {"quick": {"n": 1}, "test": {"m": 1}})
     assert profiles.resolve_datasets(None, ["digits"]) == ["digits"]
     assert profiles.resolve_datasets("mnist", ["digits"]) == ["mnist"]
     with pytest.raises(ValueError, match="unknown data set"):
@@ -113,6 +116,24 @@ def test_atomic_write_gives_the_usual_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("override, ok", [({"n": 5}, True), ({"n": "5"}, False), ({"n": 2.5}, False),
+                                          ({"n": True}, False), ({"lr": 1}, True), ({"lr": "0.1"}, False),
+                                          ({"sizes": (1, 2)}, True), ({"sizes": 3}, False),
+                                          ({"n_track": 10}, True), ({"n_track": None}, True),
+                                          ({"anything": "x"}, True), ({"lr": None}, False),
+                                          ({"opts": {"r": 1}}, True), ({"opts": [1]}, False)])
+def test_overrides_keep_the_type_of_their_setting(override, ok):
+    table = {"quick": dict(n=1, lr=0.1, sizes=[1], n_track=None, anything=None, opts={"r": 2}),
+             "paper": dict(n=2, lr=0.1, sizes=[2], n_track=1000, anything=None, opts={"r": 3})}
+    if ok:
+        assert profiles.settings("quick", table, override) == {**table["quick"], **override}
+    else:
+        (name, value), = override.items()
+        message = rf"override {name}={re.escape(repr(value))} has type {type(value).__name__}, but setting '{name}'"
+        with pytest.raises(ValueError, match=message + " has type .*; pass a value of type"):
+            profiles.settings("quick", table, override)
 
 
 def test_band_and_epoch_axis():
