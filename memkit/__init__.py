@@ -2,7 +2,7 @@
 
 One module per concern:
 
-- :mod:`memkit.data` – data sets as tensors (:func:`load`), randX / randY corruption.
+- :mod:`memkit.data` – data sets as tensors (:func:`load`), randX / randY corruption, kinds of data (:class:`Kind`).
 - :mod:`memkit.models` – every architecture, built by name (:func:`memkit.models.build`); the large
   CIFAR networks (VGG, ResNet32, DenseNet121, ResNet101) live in :mod:`memkit.archs`.
 - :mod:`memkit.training` – the batched ensemble trainer (many seeds as one model).
@@ -12,7 +12,8 @@ One module per concern:
 - :mod:`memkit.adversarial` – the LASS search and the critical sample ratio (notebook 04).
 - :mod:`memkit.shallow` – contingency T, R+, R−, R± and the shallow models (notebook 06).
 - :mod:`memkit.figures` and :mod:`memkit.results` – figures, result JSON and claims, written atomically.
-- :mod:`memkit.profiles` – the shared notebook parameters (profile, device, output folders).
+- :mod:`memkit.profiles` – the profiles and how a notebook's settings table and overrides are checked.
+- :mod:`memkit.experiment` – :class:`Run`, a notebook's run: settings, device, timers, arrays, models, claims.
 - :mod:`memkit.runner` – ``memkit regenerate``: runs the notebooks with papermill.
 """
 

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from memkit import models
+from memkit import figures, models
 from memkit.data import Dataset
 from memkit.device import pick_device
 from memkit.training import (Ensemble, Factory, Step, correct, fit, has_buffers, member_seeds, steps_per_epoch,
@@ -549,14 +549,6 @@ COLORS = {"R±": "#222222", "R+": "#2ca02c", "R-": "#d62728", "D": "#1f77b4", "M
           "T00": "#7f7f7f", "T01": "#ff7f0e", "T10": "#9467bd", "T11": "#2ca02c"}
 
 
-def _band(ax: Any, x: np.ndarray, y: np.ndarray, color: str, label: str, ls: str = "-") -> None:
-    """Mean over seeds (``y``: ``(G, S)``) as a line, min to max over seeds as a band."""
-    y = np.where(np.isfinite(y), y, np.nan)
-    ax.plot(x, np.nanmean(y, 1), color=color, lw=1.6, ls=ls, label=label)
-    if y.shape[1] > 1:
-        ax.fill_between(x, np.nanmin(y, 1), np.nanmax(y, 1), color=color, alpha=0.2, lw=0)
-
-
 def plot_curves(axes: Sequence[Any], c: Curves, title: str) -> None:
     """The poster's three panels for one data set and one M, on three axes (one column):
     R± over training; R+, R− and D's accuracy (M's dashed); the four counts of T. Lines are means
@@ -564,21 +556,21 @@ def plot_curves(axes: Sequence[Any], c: Curves, title: str) -> None:
     (linear below 1), with the end of the first epoch dotted."""
     x = c.steps
     ax1, ax2, ax3 = axes
-    _band(ax1, x, c.r_pm, COLORS["R±"], "R± = R+ / R−")
+    figures.band(ax1, x, c.r_pm.T, COLORS["R±"], "R± = R+ / R−")
     ax1.axhline(1.0, color="k", lw=0.8, ls=":")
     ax1.annotate("1 epoch", (c.steps_per_epoch, 1), xytext=(-3, -3), textcoords="offset points",
                  xycoords=("data", "axes fraction"), ha="right", va="top", fontsize=8)
     ax1.set_ylabel("R±")
     ax1.set_title(title)
-    _band(ax2, x, c.r_plus, COLORS["R+"], "R+ (D on M-correct)")
-    _band(ax2, x, c.r_minus, COLORS["R-"], "R− (D on M-incorrect)")
-    _band(ax2, x, c.acc_d, COLORS["D"], "accuracy of D")
+    figures.band(ax2, x, c.r_plus.T, COLORS["R+"], "R+ (D on M-correct)")
+    figures.band(ax2, x, c.r_minus.T, COLORS["R-"], "R− (D on M-incorrect)")
+    figures.band(ax2, x, c.acc_d.T, COLORS["D"], "accuracy of D")
     ax2.axhline(c.acc_m, color=COLORS["M"], lw=1.2, ls="--", label="accuracy of M")
     ax2.set_ylabel("accuracy")
     ax2.set_ylim(0, 1.02)
     t = c.t.numpy()
     for i, j in ((0, 0), (0, 1), (1, 0), (1, 1)):
-        _band(ax3, x, t[:, :, i, j].astype(float), COLORS[f"T{i}{j}"], f"T{i}{j}")
+        figures.band(ax3, x, t[:, :, i, j].T, COLORS[f"T{i}{j}"], f"T{i}{j}")
     ax3.set_ylabel("test examples")
     ax3.set_xlabel("training step of D (symlog)")
     for ax in axes:
