@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from memkit import figures, profiles, results
+from memkit import data, figures, profiles, results
 from memkit.device import pick_device
 
 #: The notebook parameters every run records besides its settings.
@@ -125,6 +125,19 @@ class Run:
             self.timings[name] = self.timings.get(name, 0.0) + dt
             if self._depth == 0:
                 self._timed_s += dt
+
+    # -------------------------------------------------------------------------------------- data
+
+    def load(self, name: str, kind: data.Kind = data.REAL, **options: Any) -> data.Dataset:
+        """Data set ``name`` of ``kind`` (:func:`memkit.data.load`), sized for this profile.
+
+        ``options`` are :func:`memkit.data.load`'s (``n_train``, ``n_test``, ``size``, ...); one
+        that is ``None`` or absent takes the profile's default for the data set
+        (:data:`memkit.profiles.DATA_LIMITS`: e.g. 2000 MNIST examples at 14×14 in ``quick``), so
+        that any profile works with any data set. The corruption is seeded with the run's seed.
+        """
+        given = {k: v for k, v in options.items() if v is not None}
+        return data.load(name, kind=kind, **{"seed": self.seed, **profiles.data_limits(self.profile, name), **given})
 
     # ------------------------------------------------------------------------------------- files
 

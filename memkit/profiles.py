@@ -15,6 +15,25 @@ from memkit.data import DATASETS
 
 PROFILES = ("test", "quick", "paper")
 
+#: How a profile sizes each data set when a notebook asks for "all of it" (``None``): at most
+#: ``n_train`` training and ``n_test`` test examples (the first ones, in the original order), and
+#: 28×28 images at 14×14, the paper's size for MNIST. The embedded data sets (digits, MNIST-1D) and
+#: the CIFAR-10 subset are small enough to use whole; ``paper`` uses every data set whole. A
+#: notebook's own setting (e.g. ``n_train=1000``) always wins over these defaults.
+DATA_LIMITS: dict[str, dict[str, dict[str, int]]] = {
+    "test": {name: dict(n_train=500, n_test=200) | ({"size": 14} if name in ("mnist", "fashion-mnist") else {})
+             for name in ("mnist", "fashion-mnist", "cifar10", "cifar100", "cifar10-subset")},
+    "quick": {"mnist": dict(n_train=2000, n_test=1000, size=14),
+              "fashion-mnist": dict(n_train=2000, n_test=1000, size=14),
+              "cifar10": dict(n_train=4000, n_test=1000), "cifar100": dict(n_train=4000, n_test=1000)},
+    "paper": {},
+}
+
+
+def data_limits(profile: str, name: str) -> dict[str, int]:
+    """The sizes :data:`DATA_LIMITS` gives data set ``name`` in ``profile`` (``{}``: use it whole)."""
+    return dict(DATA_LIMITS[profile].get(name, {}))
+
 
 def resolve_profile(profile: str) -> str:
     """``$MEMKIT_PROFILE`` if set, else ``profile``; raises ``ValueError`` for an unknown one."""

@@ -14,6 +14,7 @@ but never fails a notebook: for a finding that the small profiles are known not 
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import operator
@@ -169,7 +170,7 @@ def write_result(notebook: str, profile: str, parameters: dict[str, Any], claims
                  timings: dict[str, float], device: torch.device | str,
                  extra: dict[str, Any] | None = None) -> Path:
     """Write ``results/<profile>/<notebook>.json`` atomically and return its path."""
-    doc = {"notebook": notebook, "profile": profile, "parameters": parameters,
+    doc = {"notebook": notebook, "profile": profile, "date": datetime.date.today().isoformat(), "parameters": parameters,
            "timings": {k: round(v, 3) for k, v in timings.items()},
            "environment": environment(device),
            "claims": [c.as_dict() for c in claims], **(extra or {})}

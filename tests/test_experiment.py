@@ -165,3 +165,19 @@ def test_finish_writes_claims_and_asserts_only_asserted_ones(out):
 def test_table_is_markdown(out):
     md = experiment.Run.table(["a", "b"], [[1, 0.5]])
     assert md.data == "| a | b |\n| --- | --- |\n| 1 | 0.5 |"
+
+
+def test_load_sizes_each_data_set_for_the_profile(out, monkeypatch):
+    from memkit import data, profiles
+
+    calls = []
+    monkeypatch.setattr(data, "load", lambda name, **kw: calls.append((name, kw)))
+    run = experiment.Run("01_x", SETTINGS, profile="quick", seed=3)
+    run.load("mnist", kind=data.RANDY, n_train=None)
+    run.load("mnist", n_train=500, size=28)  # a notebook's own setting wins
+    run.load("digits")
+    assert calls[0] == ("mnist", dict(kind=data.RANDY, seed=3, n_train=2000, n_test=1000, size=14))
+    assert calls[1] == ("mnist", dict(kind=data.REAL, seed=3, n_train=500, n_test=1000, size=28))
+    assert calls[2] == ("digits", dict(kind=data.REAL, seed=3))
+    assert profiles.data_limits("paper", "mnist") == {}
+    assert set(profiles.DATA_LIMITS) == set(profiles.PROFILES)
