@@ -25,8 +25,8 @@ Units: memkit standardises inputs per channel, so the paper's α = 0.25, β = 0.
 standardised images of pixel values 0 and 255 when the raw data span the full range).
 
 :func:`csr_through_training` trains S seeds of a model (:func:`memkit.training.train_seeds`) and
-records training accuracy, validation accuracy and CSR at chosen epochs; :func:`paper_cnn` is the
-paper's CIFAR-10 CNN (with BatchNorm, so its seeds are trained one after another).
+records training accuracy, validation accuracy and CSR at chosen epochs; ``models.build("paper_cnn", ...)``
+is the paper's CIFAR-10 CNN (with BatchNorm, so its seeds are trained one after another).
 """
 
 from __future__ import annotations
@@ -281,49 +281,6 @@ def check_on_linear(model: nn.Module, x: torch.Tensor, search: dict[str, Any],
     return LinearCheck((d / factor).cpu().numpy(), found.critical.cpu().numpy(), factor)
 
 
-class Crop(nn.Module):
-    """Remove ``pixels`` from every border of ``(N, C, H, W)`` images (the paper CNN's Crop(2,2))."""
-
-    def __init__(self, pixels: int) -> None:
-        super().__init__()
-        self.pixels = pixels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = self.pixels
-        return x[..., p:x.shape[-2] - p, p:x.shape[-1] - p]
-
-
-def paper_cnn(input_shape: Sequence[int], n_classes: int, channels: int = 200) -> nn.Sequential:
-    """The CNN of Arpit et al. 2017 (CIFAR-10): Crop(2,2) → [Conv(200, 5×5) → BN → ReLU →
-    MaxPool(3×3)] ×2 → Dense(384) → BN → ReLU → Dense(192) → BN → ReLU → Dense(K).
-
-    Not published, our reading (Keras defaults, which the layer names follow): the crop removes
-    2 pixels at every border, the convolutions are unpadded and the pools have stride 3, so a
-    3×32×32 image gives 28 → 24 → 8 → 4 → 1 pixels and 200 features. Takes ``(N, C, H, W)``
-    images of at least 32×32 and returns ``(N, K)`` logits (softmax is in the loss). Its BatchNorm
-    layers keep running statistics, so its seeds train one after another, not as an Ensemble.
-    """
-    if len(input_shape) != 3:
-        raise ValueError(f"paper_cnn takes images (C, H, W); got input shape {tuple(input_shape)}: "
-                         "use memkit.models.mlp or memkit.models.cnn for other inputs")
-    features = nn.Sequential(
-        Crop(2),
-        nn.Conv2d(input_shape[0], channels, 5), nn.BatchNorm2d(channels), nn.ReLU(), nn.MaxPool2d(3),
-        nn.Conv2d(channels, channels, 5), nn.BatchNorm2d(channels), nn.ReLU(), nn.MaxPool2d(3),
-        nn.Flatten())
-    h, w = input_shape[1:]
-    side = lambda s: ((s - 4 - 4) // 3 - 4) // 3  # noqa: E731 - crop, conv, pool, conv, pool
-    if min(side(h), side(w)) < 1:
-        raise ValueError(f"paper_cnn needs images of at least 32×32 (it crops, convolves and pools "
-                         f"twice); got {h}×{w}: use memkit.models.cnn for small images")
-    n_features = channels * side(h) * side(w)
-    return nn.Sequential(
-        features,
-        nn.Linear(n_features, 384), nn.BatchNorm1d(384), nn.ReLU(),
-        nn.Linear(384, 192), nn.BatchNorm1d(192), nn.ReLU(),
-        nn.Linear(192, n_classes))
-
-
 @dataclass(frozen=True)
 class CSRCurves:
     """Accuracy and critical sample ratio of S models through training.
@@ -380,7 +337,7 @@ def csr_through_training(factory: training.Factory, ds: Dataset, x_csr: torch.Te
     ``x_csr`` ``(B, *input_shape)`` with the LASS parameters ``search`` (:func:`lass_settings`),
     all in eval mode. Training is :func:`memkit.training.train_seeds` (seeds
     ``member_seeds(seed, S)``): one batched Ensemble, or one seed after another for models with
-    BatchNorm (e.g. :func:`paper_cnn`). LASS draws its noise from one generator seeded with
+    BatchNorm (e.g. :func:`memkit.models.paper_cnn`). LASS draws its noise from one generator seeded with
     ``seed`` for the batched members, from one seeded with each member's seed in the loop.
     """
     checkpoints = sorted({int(e) for e in epochs})
@@ -398,7 +355,8 @@ def csr_through_training(factory: training.Factory, ds: Dataset, x_csr: torch.Te
     def measure(seeds: training.Seeds, step: training.Step) -> bool:
         if (step.step == 0 or step.end_of_epoch) and step.epoch in checkpoints:
             key = tuple(seeds.members)
-            gen = gens.setdefault(key, torch.Generator(device=dev).manual_seed(seed if seeds.batched else seeds.seeds[0]))
+            gen = gens.setdefault(key, torch.Generator(device=dev).manual_seed(
+                seed if seeds.batched else seeds.seeds[0]))
             csr = critical_sample_ratio(seeds.forward, x_csr.expand(len(seeds), *x_csr.shape), generator=gen, **search)
             rows.setdefault(key, []).append([*_accuracies(ds, seeds.correct(ds.x_train, ds.y_train),
                                                           seeds.correct(ds.x_test, ds.y_test)), csr.cpu().numpy()])

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, jacrev, vjp
 
-from memkit import figures, training
+from memkit import data, figures, training
 from memkit.device import pick_device
 from memkit.models import mlp
 
@@ -383,23 +383,16 @@ def off_diagonal_structure(matrix: torch.Tensor) -> torch.Tensor:
     return gini(relative[..., ~eye])
 
 
-#: Line colours: memkit's palette, and a lighter randX red for 50% randX.
-COLORS = figures.PALETTE | {"randX 50%": "#ff9896"}
-
-
-def plot_gini(ax, runs: dict[str, SensitivityRun], plain: bool = True) -> None:
+def plot_gini(ax, runs: dict[data.Kind | str, SensitivityRun], plain: bool = True) -> None:
     """Fig. 3: the Gini coefficient of ḡ over examples as training progresses, one line per kind of
-    data (mean over seeds, band: min–max), against epochs; with ``plain`` also the plain input
-    gradient's (dashed)."""
+    data (a :class:`memkit.data.Kind` or its label; mean over seeds, band: min–max), against epochs;
+    with ``plain`` also the plain input gradient's (dashed, mean over seeds)."""
     for kind, run in runs.items():
-        color = COLORS.get(kind)
-        for is_plain in (False, True) if plain else (False,):
-            g = run.gini(plain=is_plain).numpy()
-            ep = run.epochs.numpy()
-            ax.plot(ep, g.mean(0), color=color, lw=1 if is_plain else 2, ls="--" if is_plain else "-",
-                    label=f"{kind}" + (" (plain gradient)" if is_plain else ""))
-            if not is_plain:
-                ax.fill_between(ep, g.min(0), g.max(0), color=color, alpha=0.2, lw=0)
+        color, ep = figures.kind_color(kind), run.epochs.numpy()
+        figures.band(ax, ep, run.gini().numpy(), color, f"{kind}")
+        if plain:
+            ax.plot(ep, run.gini(plain=True).numpy().mean(0), color=color, lw=1, ls="--",
+                    label=f"{kind} (plain gradient)")
     ax.set_xlabel("epoch")
     ax.set_ylabel("Gini coefficient of ḡ over examples")
 

@@ -16,8 +16,8 @@ peaks early in training and settles slowly to a value above 1.
 
 The module has three parts: T and its ratios (:func:`contingency`, :func:`r_plus`,
 :func:`r_minus`, :func:`r_pm`); fitting M with scikit-learn (:func:`fit_svm`, :func:`fit_forest`);
-and D (:func:`deep_factory`, the 32×32 adaptations :func:`densenet121_32` and :func:`resnet101_32`,
-and :func:`train_tracked`, which trains S seeds of D and records their test-set correctness at the
+and D (built by :func:`memkit.models.factory`: the 2-layer CNN, or DenseNet121 / ResNet101 adapted to 32×32;
+:func:`train_tracked`, which trains S seeds of D and records their test-set correctness at the
 steps of :func:`step_grid`).
 """
 
@@ -31,12 +31,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch import nn
 
-from memkit import models
+from memkit import figures, models
 from memkit.data import Dataset
 from memkit.device import pick_device
-from memkit.training import SGD, Factory, Seeds, Step, steps_per_epoch, train_seeds
+from memkit.training import SGD, Seeds, Step, steps_per_epoch, train_seeds
 
 # ---------------------------------------------------------------------------------------------
 # The contingency matrix T and the ratios R+, R−, R±
@@ -273,57 +272,6 @@ def fit_shallow(kind: ShallowKind, x: torch.Tensor, y: torch.Tensor, *, seed: in
 
 
 # ---------------------------------------------------------------------------------------------
-# D: architectures
-# ---------------------------------------------------------------------------------------------
-
-ARCHS = ("cnn", "densenet121", "resnet101")
-
-
-def _stem_32(in_channels: int) -> nn.Conv2d:
-    """The 3×3, stride-1 first convolution used for 32×32 inputs instead of ImageNet's 7×7 stride
-    2 (with the max-pool after it removed, the first block sees the full 32×32 image), initialised
-    as torchvision initialises its convolutions."""
-    conv = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
-    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
-    return conv
-
-
-def densenet121_32(n_classes: int, in_channels: int = 3) -> nn.Module:
-    """torchvision's DenseNet121 (no pretrained weights) adapted to 32×32 inputs: 3×3 stride-1
-    stem, no initial max-pool. Maps ``(B, in_channels, H, W)`` to ``(B, n_classes)`` logits."""
-    from torchvision.models import densenet121
-
-    net = densenet121(weights=None, num_classes=n_classes)
-    net.features.conv0 = _stem_32(in_channels)
-    net.features.pool0 = nn.Identity()
-    return net
-
-
-def resnet101_32(n_classes: int, in_channels: int = 3) -> nn.Module:
-    """torchvision's ResNet101 (no pretrained weights) adapted to 32×32 inputs: 3×3 stride-1
-    stem, no initial max-pool. Maps ``(B, in_channels, H, W)`` to ``(B, n_classes)`` logits."""
-    from torchvision.models import resnet101
-
-    net = resnet101(weights=None, num_classes=n_classes)
-    net.conv1 = _stem_32(in_channels)
-    net.maxpool = nn.Identity()
-    return net
-
-
-def deep_factory(arch: str, input_shape: Sequence[int], n_classes: int) -> Factory:
-    """A factory of D: ``"cnn"`` (the paper's 2-layer CNN: :func:`memkit.models.cnn` with two
-    convolutions, 1-D or 2-D by the input), ``"densenet121"`` or ``"resnet101"`` (images only)."""
-    if arch not in ARCHS:
-        raise ValueError(f"unknown architecture {arch!r}; use one of {', '.join(ARCHS)}")
-    if arch == "cnn":
-        return lambda: models.cnn(input_shape, n_classes, channels=(32, 64))
-    if len(input_shape) != 3:
-        raise ValueError(f"{arch} needs images (C, H, W); these inputs are {tuple(input_shape)}: use arch='cnn'")
-    build = densenet121_32 if arch == "densenet121" else resnet101_32
-    return lambda: build(n_classes, in_channels=input_shape[0])
-
-
-# ---------------------------------------------------------------------------------------------
 # D: training with T tracked on a grid of steps
 # ---------------------------------------------------------------------------------------------
 
@@ -333,7 +281,8 @@ class Recipe:
     """How D is trained; the paper publishes none of it, so every field is our choice.
 
     Attributes:
-        arch: one of :data:`ARCHS`.
+        arch: one of :data:`memkit.models.ARCHS`, built with its default options (``"cnn"``: the
+            paper's 2-layer CNN).
         sgd: the optimiser (:class:`memkit.training.SGD`; its ``epochs`` are set by
             :func:`train_tracked`), e.g. a ``"cosine"`` schedule and ``augment`` (random crops and
             horizontal flips, images only) for the 32×32 networks.
@@ -343,8 +292,8 @@ class Recipe:
     sgd: SGD = SGD(lr=0.01, batch_size=64, momentum=0.9)
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise ValueError(f"unknown architecture {self.arch!r}; use one of {', '.join(ARCHS)}")
+        if self.arch not in models.ARCHS:
+            raise ValueError(f"unknown architecture {self.arch!r}; use one of {', '.join(models.ARCHS)}")
 
     @staticmethod
     def from_settings(settings: dict[str, Any]) -> Recipe:
@@ -432,15 +381,15 @@ def train_tracked(ds: Dataset, recipe: Recipe, *, epochs: int, n_seeds: int, n_l
         raise ValueError(f"augment=True needs images (N, C, H, W); {ds.name} inputs are "
                          f"{tuple(ds.x_train.shape)}: set augment=False")
     device = pick_device(device)
-    factory = deep_factory(recipe.arch, ds.input_shape, ds.n_classes)
+    factory = models.factory(recipe.arch, ds.input_shape, ds.n_classes)
     per_epoch = steps_per_epoch(ds.n_train, recipe.sgd.batch_size)
     want = set(step_grid(epochs * per_epoch, per_epoch, n_log).tolist())
     x_test, y_test = ds.x_test.to(device), ds.y_test.to(device)
     rows: dict[tuple[int, ...], list[torch.Tensor]] = {}
 
-    def record(models: Seeds, step: Step) -> None:
+    def record(trained: Seeds, step: Step) -> None:
         if step.step in want:
-            rows.setdefault(tuple(models.members), []).append(models.correct(x_test, y_test).cpu())
+            rows.setdefault(tuple(trained.members), []).append(trained.correct(x_test, y_test).cpu())
 
     t0 = time.perf_counter()
     seeds = train_seeds(factory, ds.x_train, ds.y_train, replace(recipe.sgd, epochs=epochs), n_seeds=n_seeds,
@@ -535,14 +484,6 @@ COLORS = {"R±": "#222222", "R+": "#2ca02c", "R-": "#d62728", "D": "#1f77b4", "M
           "T00": "#7f7f7f", "T01": "#ff7f0e", "T10": "#9467bd", "T11": "#2ca02c"}
 
 
-def _band(ax: Any, x: np.ndarray, y: np.ndarray, color: str, label: str, ls: str = "-") -> None:
-    """Mean over seeds (``y``: ``(G, S)``) as a line, min to max over seeds as a band."""
-    y = np.where(np.isfinite(y), y, np.nan)
-    ax.plot(x, np.nanmean(y, 1), color=color, lw=1.6, ls=ls, label=label)
-    if y.shape[1] > 1:
-        ax.fill_between(x, np.nanmin(y, 1), np.nanmax(y, 1), color=color, alpha=0.2, lw=0)
-
-
 def plot_curves(axes: Sequence[Any], c: Curves, title: str) -> None:
     """The poster's three panels for one data set and one M, on three axes (one column):
     R± over training; R+, R− and D's accuracy (M's dashed); the four counts of T. Lines are means
@@ -550,21 +491,21 @@ def plot_curves(axes: Sequence[Any], c: Curves, title: str) -> None:
     (linear below 1), with the end of the first epoch dotted."""
     x = c.steps
     ax1, ax2, ax3 = axes
-    _band(ax1, x, c.r_pm, COLORS["R±"], "R± = R+ / R−")
+    figures.band(ax1, x, c.r_pm.T, COLORS["R±"], "R± = R+ / R−")
     ax1.axhline(1.0, color="k", lw=0.8, ls=":")
     ax1.annotate("1 epoch", (c.steps_per_epoch, 1), xytext=(-3, -3), textcoords="offset points",
                  xycoords=("data", "axes fraction"), ha="right", va="top", fontsize=8)
     ax1.set_ylabel("R±")
     ax1.set_title(title)
-    _band(ax2, x, c.r_plus, COLORS["R+"], "R+ (D on M-correct)")
-    _band(ax2, x, c.r_minus, COLORS["R-"], "R− (D on M-incorrect)")
-    _band(ax2, x, c.acc_d, COLORS["D"], "accuracy of D")
+    figures.band(ax2, x, c.r_plus.T, COLORS["R+"], "R+ (D on M-correct)")
+    figures.band(ax2, x, c.r_minus.T, COLORS["R-"], "R− (D on M-incorrect)")
+    figures.band(ax2, x, c.acc_d.T, COLORS["D"], "accuracy of D")
     ax2.axhline(c.acc_m, color=COLORS["M"], lw=1.2, ls="--", label="accuracy of M")
     ax2.set_ylabel("accuracy")
     ax2.set_ylim(0, 1.02)
     t = c.t.numpy()
     for i, j in ((0, 0), (0, 1), (1, 0), (1, 1)):
-        _band(ax3, x, t[:, :, i, j].astype(float), COLORS[f"T{i}{j}"], f"T{i}{j}")
+        figures.band(ax3, x, t[:, :, i, j].T, COLORS[f"T{i}{j}"], f"T{i}{j}")
     ax3.set_ylabel("test examples")
     ax3.set_xlabel("training step of D (symlog)")
     for ax in axes:

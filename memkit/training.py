@@ -236,7 +236,8 @@ def train_seeds(factory: Factory | Sequence[Factory], x: torch.Tensor, y: torch.
         raise ValueError("batched=True, but this model needs the per-seed loop (BatchNorm running statistics or "
                          "torch's own dropout): pass batched=None")
     if sgd.augment and x.ndim != 4 + (data_index is not None):
-        raise ValueError(f"augment=True needs images (N, C, H, W); these inputs are {tuple(x.shape)}: set augment=False")
+        raise ValueError(f"augment=True needs images (N, C, H, W); these inputs are {tuple(x.shape)}: "
+                         "set augment=False")
     if batched is False or loop:
         return _loop(factories, x, y, sgd, seed=seed, device=device, callback=callback, hook=hook,
                      data_index=data_index, progress=progress, desc=desc)

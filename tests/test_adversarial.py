@@ -210,16 +210,6 @@ def test_bad_settings_are_rejected():
         A.lass(lambda z: z.sum(), x, r=0.1, alpha=0.1, beta=0.1, n_iter=1)
 
 
-def test_paper_cnn():
-    model = A.paper_cnn((3, 32, 32), 10)
-    assert model(torch.randn(4, 3, 32, 32)).shape == (4, 10)
-    assert models.needs_loop(lambda: model) and not models.needs_loop(lambda: models.mlp((3, 32, 32), [8], 10))
-    with pytest.raises(ValueError, match="32"):
-        A.paper_cnn((1, 28, 28), 10)
-    with pytest.raises(ValueError, match="images"):
-        A.paper_cnn((1, 40), 10)
-
-
 def test_csr_points():
     ds = data.load("digits", n_test=50)
     assert torch.equal(A.csr_points(ds, 20), ds.x_test[:20])

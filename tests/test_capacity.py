@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from memkit import capacity as cap
-from memkit import models, training
+from memkit import data, models, training
 
 
 def blobs(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -26,7 +26,7 @@ def toy_stack(n: int = 24) -> cap.Stack:
     g = torch.Generator().manual_seed(2)
     (x0, y0), (xv, yv) = blobs(n), blobs(20, seed=1)
     x1, y1 = torch.randn(n, 1, 6, generator=g), torch.randint(2, (n,), generator=g)
-    return cap.Stack("toy", (cap.Noise(), cap.Noise("randX", 1.0)), torch.stack([x0, x1]), torch.stack([y0, y1]),
+    return cap.Stack("toy", (data.REAL, data.RANDX), torch.stack([x0, x1]), torch.stack([y0, y1]),
                      torch.stack([xv, xv]), torch.stack([yv, yv]), 2)
 
 
@@ -87,23 +87,10 @@ def test_stack_needs_one_budget():
         cap.TimeToFit.stack([times([[1]], [[1]], 10), times([[1]], [[1]], 20)])
 
 
-# ------------------------------------------------------------------------------ noise kinds
-
-def test_noise_kinds_and_labels():
-    kinds = cap.noise_kinds({"randX": [0, 0.2], "randY": [1.0]})
-    assert [k.label for k in kinds] == ["real", "randX 20%", "randY 100%"]
-    assert [k.family for k in kinds] == ["real", "randX", "randY"]
-    assert [k.key for k in kinds] == ["real", "randX20", "randY100"]
-
-
-@pytest.mark.parametrize("corruption, p", [(None, 0.5), ("randX", 0.0), ("randX", 1.5), ("blur", 0.5)])
-def test_noise_rejects_bad_levels(corruption, p):
-    with pytest.raises(ValueError):
-        cap.Noise(corruption, p)
-
+# ----------------------------------------------------------------------------------- stacks
 
 def test_load_stack_keeps_versions_apart():
-    kinds = cap.noise_kinds({"randX": [0.5], "randY": [0.5]})
+    kinds = data.kinds({"randX": [0.5], "randY": [0.5]})
     st = cap.load_stack("digits", kinds, n_train=100, n_val=30, seed=0)
     assert st.x_train.shape == (3, 100, 1, 8, 8) and st.y_val.shape == (3, 30) and st.n_train == 100
     torch.testing.assert_close(st.y_val[1], st.y_val[0])  # the held-out split stays clean
@@ -179,7 +166,7 @@ def test_convergence_sweep_trains_the_shared_setting_once(monkeypatch):
                              .repeat(len(stack.kinds), 0), budget)
 
     monkeypatch.setattr(cap, "epochs_to_fit", fake)
-    by_n, by_w = cap.convergence_sweep("digits", [cap.Noise()], training.SGD(0.1, 8), sizes=[50, 100], widths=[4, 16],
+    by_n, by_w = cap.convergence_sweep("digits", [data.REAL], training.SGD(0.1, 8), sizes=[50, 100], widths=[4, 16],
                                        n_fixed=100, width_fixed=16, depth=1, n_seeds=2, budget=5, log=None)
     assert sorted(calls) == [(50, 16), (100, 4), (100, 16)]
     np.testing.assert_array_equal(by_n.epochs[:, 0, 0], [66, 116])
@@ -192,7 +179,7 @@ def test_plots_mark_censoring():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    kinds = [cap.Noise(), cap.Noise("randX", 1.0)]
+    kinds = [data.REAL, data.RANDX]
     # (2 sizes, 2 kinds, 3 seeds): the noise's reference median (first size) is itself censored
     t = times([[[10, 12, 11], [50, 50, 40]], [[12, 12, 13], [50, 50, 50]]],
               [[[1, 1, 1], [0, 0, 1]], [[1, 1, 1], [0, 0, 0]]])
@@ -208,7 +195,7 @@ def test_plots_mark_censoring():
 
 def test_time_table_shows_censored_medians():
     t = times([[[10, 12, 11], [50, 50, 40]]], [[[1, 1, 1], [0, 0, 1]]])
-    table = cap.time_table([100], t, [cap.Noise(), cap.Noise("randY", 1.0)], "N")
+    table = cap.time_table([100], t, [data.REAL, data.RANDY], "N")
     assert "| real | 11 [10–12] |" in table and "| randY 100% | ≥50 [40–40], 2/3 cens. |" in table
 
 

@@ -1,5 +1,5 @@
 """Known-answer tests of memkit.shallow: the contingency matrix T, R+, R−, R± (with their
-zero-denominator cases), fitting M, the 32×32 architectures and D's tracked training."""
+zero-denominator cases), fitting M and D's tracked training (D's architectures: test_models.py)."""
 
 from __future__ import annotations
 
@@ -178,34 +178,16 @@ def test_fit_shallow_rejects_unknown_kind():
 
 # --- D ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("arch, n_classes", [("densenet121", 10), ("resnet101", 100)])
-def test_32x32_architectures(arch, n_classes):
-    net = shallow.deep_factory(arch, (3, 32, 32), n_classes)().eval()
-    stem = net.features.conv0 if arch == "densenet121" else net.conv1
-    assert stem.kernel_size == (3, 3) and stem.stride == (1, 1)
-    assert isinstance(net.features.pool0 if arch == "densenet121" else net.maxpool, nn.Identity)
-    with torch.no_grad():
-        assert net(torch.randn(2, 3, 32, 32)).shape == (2, n_classes)
-
-
-def test_deep_factory_errors_and_cnn():
-    with pytest.raises(ValueError, match="needs images"):
-        shallow.deep_factory("densenet121", (1, 40), 10)
-    with pytest.raises(ValueError, match="unknown architecture"):
-        shallow.deep_factory("vgg", (1, 40), 10)
-    assert shallow.deep_factory("cnn", (1, 40), 10)()(torch.randn(3, 1, 40)).shape == (3, 10)
-
-
 def test_recipes():
     assert shallow.paper_recipe("cifar10-subset").arch == "densenet121"
     assert shallow.paper_recipe("cifar100").sgd.schedule == "cosine"
     assert shallow.paper_recipe("fashion-mnist").arch == "cnn"
-    with pytest.raises(ValueError, match="unknown architecture"):
+    with pytest.raises(ValueError, match="unknown architecture 'vgg'; use one of mlp"):
         shallow.Recipe("vgg")
     recipe = shallow.Recipe.from_settings(dict(arch="cnn", batch_size=32, lr=0.02, momentum=0.9))
     assert recipe == shallow.Recipe("cnn", training.SGD(lr=0.02, batch_size=32, momentum=0.9))
-    assert not models.needs_loop(shallow.deep_factory("cnn", (1, 40), 10))
-    assert models.needs_loop(shallow.deep_factory("resnet101", (3, 32, 32), 10))
+    assert not models.needs_loop(models.factory("cnn", (1, 40), 10))
+    assert models.needs_loop(models.factory("resnet101", (3, 32, 32), 10))
 
 
 def test_augment_batch_flips_or_keeps_without_padding():
