@@ -222,7 +222,8 @@ def train_seeds(factory: Factory | Sequence[Factory], x: torch.Tensor, y: torch.
             batched, one when looping; ``models.members`` their indices) and ``step.batch`` their
             ``(S', B)`` training indices. True stops that training.
         hook: ``hook(models, step, xb, yb) -> (xb, yb)`` before each update, with the batch
-            ``(S', B, ...)`` and ``(S', B)``; returns the batch to train on.
+            ``(S', B, ...)`` and ``(S', B)``; returns the batch to train on (e.g. adversarial
+            examples from ``models.forward``, which runs the members in eval mode).
         batched: ``None`` decides by :func:`memkit.models.needs_loop`; ``False`` forces the per-seed
             loop (e.g. to compare both); ``True`` insists on the batched path.
     """
