@@ -273,7 +273,8 @@ def _loop(factories: list[Factory], x: torch.Tensor, y: torch.Tensor, sgd: SGD, 
                 bar.update(st.step > 0)
                 return callback(view(m), _rows(st)) if callback else None
 
-            def on_batch(m: nn.Module, st: Step, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            def on_batch(m: nn.Module, st: Step, xb: torch.Tensor,
+                         yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
                 xs, ys = hook(view(m), _rows(st), xb[None], yb[None])
                 return xs[0], ys[0]
 

@@ -184,7 +184,8 @@ def test_needs_loop_for_batch_norm_but_not_for_noise_layers():
     torch.manual_seed(0)
     plain = models.mlp((4,), [8], 2)
     torch.manual_seed(0)
-    assert all(torch.equal(p, q) for p, q in zip(plain.parameters(), models.mlp((4,), [8], 2, dropout=0.0).parameters()))
+    same = models.mlp((4,), [8], 2, dropout=0.0)
+    assert all(torch.equal(p, q) for p, q in zip(plain.parameters(), same.parameters()))
 
 
 def test_per_member_lr_and_weight_decay_equal_torch_sgd(digits):
@@ -207,6 +208,19 @@ def test_schedules_in_the_batched_path_equal_train_single(digits, schedule):
     for i in range(2):
         single = training.train_single(factory, digits.x_train, digits.y_train, sgd, seed=seeds.seeds[i])
         assert _max_diff(seeds.member(i), single) < 1e-5
+
+
+def test_augmentation_in_the_batched_path_equals_the_per_seed_path(digits):
+    factory = lambda: models.cnn(digits.input_shape, 10, channels=(4,), hidden=16)  # noqa: E731
+    sgd = training.SGD(lr=0.05, batch_size=64, momentum=0.9, augment=True)
+    runs = [training.train_seeds(factory, digits.x_train, digits.y_train, sgd, n_seeds=2, seed=8, device="cpu",
+                                 batched=b) for b in (None, False)]
+    assert runs[0].batched and not runs[1].batched
+    for i in range(2):
+        assert _max_diff(runs[0].member(i), runs[1].member(i)) < 1e-5
+    plain = training.train_seeds(factory, digits.x_train, digits.y_train, training.SGD(lr=0.05, batch_size=64,
+                                 momentum=0.9), n_seeds=2, seed=8, device="cpu")
+    assert _max_diff(plain.member(0), runs[0].member(0)) > 1e-4  # the crops and flips did change the training
 
 
 def test_lr_factor():
