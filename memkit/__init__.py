@@ -3,9 +3,12 @@
 One module per concern:
 
 - :mod:`memkit.data` – data sets as tensors (:func:`load`), randX / randY corruption, kinds of data (:class:`Kind`).
-- :mod:`memkit.models` – every architecture, built by name (:func:`memkit.models.build`); the large
+- :mod:`memkit.models` – every architecture, built by name (:func:`memkit.models.build`), and the dropout /
+  Gaussian-noise layers; the large
   CIFAR networks (VGG, ResNet32, DenseNet121, ResNet101) live in :mod:`memkit.archs`.
-- :mod:`memkit.training` – the batched ensemble trainer (many seeds as one model).
+- :mod:`memkit.training` – :func:`~memkit.training.train_seeds` with an :class:`~memkit.training.SGD`: the one
+  way to train S seeds, batched as one :class:`memkit.ensemble.Ensemble` when the model allows it, else
+  one after another; :mod:`memkit.sgd` holds the optimiser description and what a seed means.
 - :mod:`memkit.metrics` – per-example error statistics (easy examples, notebook 01).
 - :mod:`memkit.sensitivity` – loss sensitivity, unrolled and plain, and its Gini (notebook 02).
 - :mod:`memkit.capacity` – capacity and time-to-convergence sweeps (notebook 03).

@@ -37,6 +37,7 @@ from matplotlib.axes import Axes
 
 from memkit import data, figures, models, training
 from memkit.data import Kind
+from memkit.training import SGD
 
 Interval = tuple[np.ndarray, np.ndarray]
 
@@ -93,15 +94,6 @@ def load_stack(name: str, kinds: Sequence[Kind], *, n_train: int | None = None, 
 
 # ------------------------------------------------------------------------------------- training
 
-@dataclass(frozen=True)
-class SGD:
-    """The optimiser: SGD with mini-batches of ``batch_size``; momentum 0 is plain SGD, the paper's."""
-
-    lr: float
-    batch_size: int
-    momentum: float = 0.0
-
-
 def ensemble(stack: Stack, width: int, *, depth: int, n_seeds: int, seed: int = 0,
              device: str | torch.device | None = None) -> tuple[training.Ensemble, torch.Tensor]:
     """An ensemble of D·S MLPs with ``depth`` hidden layers of ``width`` units: member ``d·S + s``
@@ -116,7 +108,8 @@ def ensemble(stack: Stack, width: int, *, depth: int, n_seeds: int, seed: int = 
 
 def validation_curves(stack: Stack, width: int, sgd: SGD, *, depth: int, n_seeds: int, epochs: int,
                       seed: int = 0, device: str | torch.device | None = None) -> torch.Tensor:
-    """Validation accuracy after every epoch: ``(epochs, D, S)`` on the CPU, in [0, 1]."""
+    """Validation accuracy after every epoch of ``sgd`` (its ``epochs`` replaced by ``epochs``):
+    ``(epochs, D, S)`` on the CPU, in [0, 1]."""
     ens, index = ensemble(stack, width, depth=depth, n_seeds=n_seeds, seed=seed, device=device)
     stack = stack.to(ens.device)  # once, not at every evaluation
     curves: list[torch.Tensor] = []
@@ -125,8 +118,7 @@ def validation_curves(stack: Stack, width: int, sgd: SGD, *, depth: int, n_seeds
         if step.end_of_epoch:
             curves.append(ens.accuracy(stack.x_val, stack.y_val, data_index=index).view(-1, n_seeds).cpu())
 
-    training.fit(ens, stack.x_train, stack.y_train, epochs=epochs, batch_size=sgd.batch_size, lr=sgd.lr,
-                 momentum=sgd.momentum, callback=record, data_index=index)
+    training.fit(ens, stack.x_train, stack.y_train, replace(sgd, epochs=epochs), callback=record, data_index=index)
     return torch.stack(curves)
 
 
@@ -230,7 +222,7 @@ class TimeToFit:
 
 def epochs_to_fit(stack: Stack, width: int, sgd: SGD, *, depth: int, n_seeds: int, budget: int,
                   seed: int = 0, device: str | torch.device | None = None) -> TimeToFit:
-    """Train until each member fits its training set (100% training accuracy), checked before
+    """Train with ``sgd`` until each member fits its training set (100% training accuracy), checked before
     training and after every epoch; a member that fits is frozen (``ens.active``) and training
     stops when all have fit or after ``budget`` epochs. Returns T of shape ``(D, S)``."""
     if budget < 1:
@@ -246,8 +238,7 @@ def epochs_to_fit(stack: Stack, width: int, sgd: SGD, *, depth: int, n_seeds: in
             ens.active &= ~fits
         return not bool(ens.active.any())
 
-    training.fit(ens, stack.x_train, stack.y_train, epochs=budget, batch_size=sgd.batch_size, lr=sgd.lr,
-                 momentum=sgd.momentum, callback=check, data_index=index)
+    training.fit(ens, stack.x_train, stack.y_train, replace(sgd, epochs=budget), callback=check, data_index=index)
     shape = (len(stack.kinds), n_seeds)
     return TimeToFit(epochs.view(shape).numpy(), (~ens.active).view(shape).cpu().numpy(), budget)
 

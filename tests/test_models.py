@@ -75,8 +75,8 @@ def test_paper_cnn():
     model = models.build("paper_cnn", (3, 32, 32), 10)
     assert model(torch.randn(4, 3, 32, 32)).shape == (4, 10)
     assert model[1].in_features == 200  # 32 → crop 28 → conv 24 → pool 8 → conv 4 → pool 1 pixel × 200 channels
-    assert training.has_buffers(lambda: model)
-    assert not training.has_buffers(models.factory("mlp", (3, 32, 32), 10, widths=[8]))
+    assert models.needs_loop(lambda: model)
+    assert not models.needs_loop(models.factory("mlp", (3, 32, 32), 10, widths=[8], dropout=0.5))
 
 
 @pytest.mark.parametrize("arch", ["mlp", "cnn", "paper_cnn", "vgg11", "resnet32", "resnet101"])
