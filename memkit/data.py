@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import functools
 import os
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Literal
@@ -34,6 +36,87 @@ import torch.nn.functional as F
 Corruption = Literal["randX", "randY"]
 
 DATASETS = ("digits", "mnist1d", "mnist", "fashion-mnist", "cifar10", "cifar100", "cifar10-subset")
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of training data: real (``corruption=None``) or randX / randY at noise level p.
+
+    randX: a fraction p of the training inputs replaced by Gaussian noise with the data's
+    per-feature mean and variance (Arpit et al. 2017's "proportion of training points whose inputs
+    are replaced by Gaussian noise"); randY: a fraction p of the labels replaced by uniform labels.
+    ``str(kind)`` is its :attr:`label`; :meth:`parse` reads a label or a key back.
+    """
+
+    corruption: Corruption | None = None
+    p: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.corruption not in (None, "randX", "randY"):
+            raise ValueError(f"unknown corruption {self.corruption!r}; use None (real), 'randX' or 'randY'")
+        if self.corruption is None and self.p != 0:
+            raise ValueError(f"p={self.p} given without a corruption; use Kind('randX', p) or Kind('randY', p)")
+        if self.corruption is not None and not 0 < self.p <= 1:
+            raise ValueError(f"noise level p={self.p} must lie in (0, 1]; p = 0 is real data: Kind() or REAL")
+        object.__setattr__(self, "p", float(self.p))
+
+    @property
+    def family(self) -> str:
+        """``"real"``, ``"randX"`` or ``"randY"`` (the key of :data:`memkit.figures.PALETTE`)."""
+        return self.corruption or "real"
+
+    @property
+    def label(self) -> str:
+        """For people: ``"real"``, ``"randX 40%"``, ``"randY 12.5%"``."""
+        return "real" if self.corruption is None else f"{self.corruption} {self._percent}%"
+
+    @property
+    def key(self) -> str:
+        """For claim ids and file names: ``"real"``, ``"randX40"``, ``"randY12.5"``."""
+        return "real" if self.corruption is None else f"{self.corruption}{self._percent}"
+
+    @property
+    def color(self) -> tuple[float, float, float]:
+        """Its colour in every figure (:func:`memkit.figures.kind_color`)."""
+        from memkit.figures import kind_color
+
+        return kind_color(self)
+
+    @property
+    def _percent(self) -> str:
+        return f"{round(100 * self.p, 6):g}"
+
+    def __str__(self) -> str:
+        return self.label
+
+    @classmethod
+    def parse(cls, text: str) -> Kind:
+        """A kind from text: ``"real"``; ``"randY"`` (p = 1); a percentage, ``"randY20"`` or
+        ``"randY 20%"`` (a :attr:`key` or :attr:`label`); or a fraction, ``"randY-0.2"``."""
+        text = text.strip()
+        if text == "real":
+            return REAL
+        m = re.fullmatch(r"(randX|randY)(?:(-)(\d*\.?\d+)| ?(\d*\.?\d+)%?)?", text)
+        if m is None:
+            raise ValueError(f"cannot read a kind of data from {text!r}; write 'real', 'randX' or 'randY' (p = 1), "
+                             f"'randY20' or 'randY 20%' (percent) or 'randY-0.2' (fraction)")
+        corruption, dash, fraction, percent = m.groups()
+        p = float(fraction) if dash else float(percent) / 100 if percent else 1.0
+        return cls(corruption, p)  # type: ignore[arg-type]
+
+
+REAL, RANDX, RANDY = Kind(), Kind("randX", 1.0), Kind("randY", 1.0)
+
+
+def kinds(levels: Mapping[str, Sequence[float]]) -> list[Kind]:
+    """Real data followed by each corruption at each of its noise levels.
+
+    ``levels``: e.g. ``{"randX": [0.2, 0.4], "randY": [1.0]}``; a level 0 is real data, listed once.
+    """
+    out = [REAL]
+    for corruption, ps in levels.items():
+        out += [Kind(corruption, float(p)) for p in ps if p != 0]  # type: ignore[arg-type]
+    return out
 
 
 class DataUnavailableError(FileNotFoundError):
@@ -83,6 +166,11 @@ class Dataset:
     @property
     def n_train(self) -> int:
         return int(self.x_train.shape[0])
+
+    @property
+    def kind(self) -> Kind:
+        """The :class:`Kind` of its training split (real when nothing was corrupted)."""
+        return Kind(self.corruption, self.p) if self.corruption and self.p > 0 else REAL
 
     def to(self, device: str | torch.device) -> "Dataset":
         """A copy with every tensor on ``device``."""
@@ -219,8 +307,8 @@ def standardize(x_train: torch.Tensor, x_test: torch.Tensor) -> tuple[torch.Tens
 
 
 def load(name: str, *, n_train: int | None = None, n_test: int | None = None,
-         size: int | None = None, corruption: Corruption | None = None, p: float = 0.0,
-         standardized: bool = True, seed: int = 0, root: str | os.PathLike | None = None,
+         size: int | None = None, kind: Kind | None = None, corruption: Corruption | None = None,
+         p: float = 0.0, standardized: bool = True, seed: int = 0, root: str | os.PathLike | None = None,
          download: bool = True) -> Dataset:
     """Load data set ``name`` as tensors.
 
@@ -230,6 +318,8 @@ def load(name: str, *, n_train: int | None = None, n_test: int | None = None,
             (``None``: all). The first, so example ``i`` is example ``i`` of the original order.
         size: downscale images to ``size``×``size`` (1-D signals to length ``size``) by area
             averaging; the paper's 14×14 MNIST is ``size=14``.
+        kind: the :class:`Kind` of training data, e.g. ``Kind("randY", 0.2)``; the same as passing
+            its ``corruption`` and ``p``.
         corruption: ``"randX"`` or ``"randY"`` applied to a fraction ``p`` of the training set.
         p: noise level in [0, 1]; exactly ``round(p·n_train)`` examples are corrupted.
         standardized: standardise inputs per channel with the (corrupted) training statistics.
@@ -243,6 +333,10 @@ def load(name: str, *, n_train: int | None = None, n_test: int | None = None,
     """
     if name not in _LOADERS:
         raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+    if kind is not None:
+        if corruption is not None or p != 0.0:
+            raise ValueError(f"kind={kind} given together with corruption={corruption!r}, p={p}; pass one of them")
+        corruption, p = kind.corruption, kind.p
     if corruption not in (None, "randX", "randY"):
         raise ValueError(f"unknown corruption {corruption!r}; use None, 'randX' or 'randY'")
     if not 0.0 <= p <= 1.0:

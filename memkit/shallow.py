@@ -16,31 +16,26 @@ peaks early in training and settles slowly to a value above 1.
 
 The module has three parts: T and its ratios (:func:`contingency`, :func:`r_plus`,
 :func:`r_minus`, :func:`r_pm`); fitting M with scikit-learn (:func:`fit_svm`, :func:`fit_forest`);
-and D (:func:`deep_factory`, the 32×32 adaptations :func:`densenet121_32` and :func:`resnet101_32`,
-and :func:`train_tracked`, which trains S seeds of D and records their test-set correctness at the
+and D (built by :func:`memkit.models.factory`: the 2-layer CNN, or DenseNet121 / ResNet101 adapted to 32×32;
+:func:`train_tracked`, which trains S seeds of D and records their test-set correctness at the
 steps of :func:`step_grid`).
 """
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
-from tqdm.auto import tqdm
 
-from memkit import models
+from memkit import figures, models
 from memkit.data import Dataset
 from memkit.device import pick_device
-from memkit.training import (Ensemble, Factory, Step, correct, fit, has_buffers, member_seeds, steps_per_epoch,
-                             train_single)
+from memkit.training import SGD, Seeds, Step, steps_per_epoch, train_seeds
 
 # ---------------------------------------------------------------------------------------------
 # The contingency matrix T and the ratios R+, R−, R±
@@ -277,57 +272,6 @@ def fit_shallow(kind: ShallowKind, x: torch.Tensor, y: torch.Tensor, *, seed: in
 
 
 # ---------------------------------------------------------------------------------------------
-# D: architectures
-# ---------------------------------------------------------------------------------------------
-
-ARCHS = ("cnn", "densenet121", "resnet101")
-
-
-def _stem_32(in_channels: int) -> nn.Conv2d:
-    """The 3×3, stride-1 first convolution used for 32×32 inputs instead of ImageNet's 7×7 stride
-    2 (with the max-pool after it removed, the first block sees the full 32×32 image), initialised
-    as torchvision initialises its convolutions."""
-    conv = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
-    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
-    return conv
-
-
-def densenet121_32(n_classes: int, in_channels: int = 3) -> nn.Module:
-    """torchvision's DenseNet121 (no pretrained weights) adapted to 32×32 inputs: 3×3 stride-1
-    stem, no initial max-pool. Maps ``(B, in_channels, H, W)`` to ``(B, n_classes)`` logits."""
-    from torchvision.models import densenet121
-
-    net = densenet121(weights=None, num_classes=n_classes)
-    net.features.conv0 = _stem_32(in_channels)
-    net.features.pool0 = nn.Identity()
-    return net
-
-
-def resnet101_32(n_classes: int, in_channels: int = 3) -> nn.Module:
-    """torchvision's ResNet101 (no pretrained weights) adapted to 32×32 inputs: 3×3 stride-1
-    stem, no initial max-pool. Maps ``(B, in_channels, H, W)`` to ``(B, n_classes)`` logits."""
-    from torchvision.models import resnet101
-
-    net = resnet101(weights=None, num_classes=n_classes)
-    net.conv1 = _stem_32(in_channels)
-    net.maxpool = nn.Identity()
-    return net
-
-
-def deep_factory(arch: str, input_shape: Sequence[int], n_classes: int) -> Factory:
-    """A factory of D: ``"cnn"`` (the paper's 2-layer CNN: :func:`memkit.models.cnn` with two
-    convolutions, 1-D or 2-D by the input), ``"densenet121"`` or ``"resnet101"`` (images only)."""
-    if arch not in ARCHS:
-        raise ValueError(f"unknown architecture {arch!r}; use one of {', '.join(ARCHS)}")
-    if arch == "cnn":
-        return lambda: models.cnn(input_shape, n_classes, channels=(32, 64))
-    if len(input_shape) != 3:
-        raise ValueError(f"{arch} needs images (C, H, W); these inputs are {tuple(input_shape)}: use arch='cnn'")
-    build = densenet121_32 if arch == "densenet121" else resnet101_32
-    return lambda: build(n_classes, in_channels=input_shape[0])
-
-
-# ---------------------------------------------------------------------------------------------
 # D: training with T tracked on a grid of steps
 # ---------------------------------------------------------------------------------------------
 
@@ -337,38 +281,36 @@ class Recipe:
     """How D is trained; the paper publishes none of it, so every field is our choice.
 
     Attributes:
-        arch: one of :data:`ARCHS`.
-        batch_size, lr, momentum, weight_decay: SGD (``torch.optim.SGD`` semantics).
-        schedule: ``"constant"`` learning rate, or ``"cosine"`` annealing from ``lr`` to 0 over
-            the whole run (per step).
-        augment: random crops (4-pixel zero padding) and horizontal flips of each batch, the
-            usual CIFAR augmentation (images only).
+        arch: one of :data:`memkit.models.ARCHS`, built with its default options (``"cnn"``: the
+            paper's 2-layer CNN).
+        sgd: the optimiser (:class:`memkit.training.SGD`; its ``epochs`` are set by
+            :func:`train_tracked`), e.g. a ``"cosine"`` schedule and ``augment`` (random crops and
+            horizontal flips, images only) for the 32×32 networks.
     """
 
     arch: str = "cnn"
-    batch_size: int = 64
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: Literal["constant", "cosine"] = "constant"
-    augment: bool = False
+    sgd: SGD = SGD(lr=0.01, batch_size=64, momentum=0.9)
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise ValueError(f"unknown architecture {self.arch!r}; use one of {', '.join(ARCHS)}")
-        if self.schedule not in ("constant", "cosine"):
-            raise ValueError(f"unknown schedule {self.schedule!r}; use 'constant' or 'cosine'")
-        if self.batch_size < 1 or self.lr <= 0:
-            raise ValueError(f"batch_size={self.batch_size} and lr={self.lr} must be positive")
+        if self.arch not in models.ARCHS:
+            raise ValueError(f"unknown architecture {self.arch!r}; use one of {', '.join(models.ARCHS)}")
+
+    @staticmethod
+    def from_settings(settings: dict[str, Any]) -> Recipe:
+        """A recipe from flat settings: ``arch`` and the fields of :class:`~memkit.training.SGD`
+        (e.g. ``{"arch": "cnn", "batch_size": 32, "lr": 0.02, "momentum": 0.9}``)."""
+        rest = {k: v for k, v in settings.items() if k != "arch"}
+        return Recipe(settings.get("arch", "cnn"), SGD(**rest))
 
 
-#: D and its training at paper scale, per data set (the paper names only the architectures).
+#: D and its training at paper scale, per data set (the paper names only the architectures);
+#: the 32×32 networks train one seed after another (batch norm) under bfloat16 autocast on CUDA.
 PAPER_RECIPES: dict[str, Recipe] = {
-    "mnist": Recipe("cnn", batch_size=64, lr=0.01, momentum=0.9),
-    "cifar10": Recipe("densenet121", batch_size=64, lr=0.1, momentum=0.9, weight_decay=1e-4,
-                      schedule="cosine", augment=True),
-    "cifar100": Recipe("resnet101", batch_size=128, lr=0.1, momentum=0.9, weight_decay=5e-4,
-                       schedule="cosine", augment=True),
+    "mnist": Recipe("cnn", SGD(lr=0.01, batch_size=64, momentum=0.9)),
+    "cifar10": Recipe("densenet121", SGD(lr=0.1, batch_size=64, momentum=0.9, weight_decay=1e-4,
+                                         schedule="cosine", augment=True, autocast=True)),
+    "cifar100": Recipe("resnet101", SGD(lr=0.1, batch_size=128, momentum=0.9, weight_decay=5e-4,
+                                        schedule="cosine", augment=True, autocast=True)),
 }
 
 
@@ -422,96 +364,39 @@ class Trajectory:
         return contingency(self.correct, m_correct)
 
 
-def needs_loop(factory: Factory, recipe: Recipe) -> bool:
-    """Whether D must train one seed at a time (:func:`memkit.training.train_single`): a model
-    with buffers (batch norm, :func:`memkit.training.has_buffers`), or a recipe that
-    :func:`memkit.training.fit` does not do (a learning-rate schedule, augmentation)."""
-    return has_buffers(factory) or recipe.schedule != "constant" or recipe.augment
-
-
-def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """Random crops and horizontal flips of a batch of images ``(B, C, H, W)``: each image is
-    flipped with probability ½, zero-padded by ``pad`` pixels and cropped back to H×W at a
-    uniformly random offset. ``generator`` lives on ``x``'s device."""
-    b, c, h, w = x.shape
-    flip = torch.rand(b, generator=generator, device=x.device) < 0.5
-    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-    padded = F.pad(x, (pad, pad, pad, pad))
-    di, dj = (torch.randint(0, 2 * pad + 1, (b,), generator=generator, device=x.device) for _ in range(2))
-    rows = (di[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-    cols = (dj[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-    batch = torch.arange(b, device=x.device)[:, None, None, None]
-    return padded[batch, torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
-
-
-def _loop_one(factory: Factory, ds: Dataset, recipe: Recipe, epochs: int, grid: set[int], seed: int,
-              device: torch.device, bar: Any) -> list[torch.Tensor]:
-    """Train one seed of D with :func:`memkit.training.train_single` (same initialisation and
-    data order as the ensemble member with that seed; the recipe's schedule and augmentation,
-    bfloat16 autocast on CUDA); return its ``(N,)`` test correctness at each grid step."""
-    total = epochs * steps_per_epoch(ds.n_train, recipe.batch_size)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    x_test, y_test = ds.x_test.to(device), ds.y_test.to(device)
-    out: list[torch.Tensor] = []
-
-    def record(model: nn.Module, step: Step) -> None:
-        bar.update(step.step > 0)
-        if step.step in grid:
-            out.append(correct(model, x_test, y_test).cpu())
-
-    train_single(factory, ds.x_train, ds.y_train, seed=seed, epochs=epochs, batch_size=recipe.batch_size,
-                 lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, device=device,
-                 lr_factor=(lambda t: 0.5 * (1 + math.cos(math.pi * t / total))) if recipe.schedule == "cosine" else None,
-                 transform=(lambda xb: augment_batch(xb, gen)) if recipe.augment else None,
-                 autocast=True, callback=record)
-    return out
-
-
 def train_tracked(ds: Dataset, recipe: Recipe, *, epochs: int, n_seeds: int, n_log: int = 50,
                   seed: int = 0, device: str | torch.device | None = None,
                   progress: bool = True) -> Trajectory:
     """Train S = ``n_seeds`` seeds of D from random initialisations on ``ds`` for ``epochs``
     epochs and record, after each step of ``step_grid(total, steps_per_epoch, n_log)``, which
-    test examples each seed classifies correctly.
+    test examples each seed classifies correctly (in eval mode).
 
-    Seeds come from :func:`memkit.training.member_seeds` (initialisation and data order). A model
-    without buffers and a constant-rate recipe without augmentation train as one batched
-    :class:`memkit.training.Ensemble`; otherwise (batch norm, as in DenseNet121 and ResNet101, a
-    schedule or augmentation) each seed trains in a plain ``torch.optim.SGD`` loop, one after
-    another, on CUDA under bfloat16 autocast. Both give the same model for a seed (to float
-    tolerance) when both apply. Evaluation uses the model in eval mode.
+    Training is :func:`memkit.training.train_seeds` with ``recipe.sgd`` for ``epochs`` epochs:
+    one batched Ensemble for models without batch norm, else (DenseNet121, ResNet101) one seed
+    after another; both give the same model for a seed (to float tolerance).
     """
     if epochs < 1 or n_seeds < 1:
         raise ValueError(f"epochs={epochs} and n_seeds={n_seeds} must be at least 1")
-    if recipe.augment and ds.x_train.ndim != 4:
+    if recipe.sgd.augment and ds.x_train.ndim != 4:
         raise ValueError(f"augment=True needs images (N, C, H, W); {ds.name} inputs are "
                          f"{tuple(ds.x_train.shape)}: set augment=False")
     device = pick_device(device)
-    factory = deep_factory(recipe.arch, ds.input_shape, ds.n_classes)
-    per_epoch = steps_per_epoch(ds.n_train, recipe.batch_size)
-    total = epochs * per_epoch
-    want = set(step_grid(total, per_epoch, n_log).tolist())
-    seeds = member_seeds(seed, n_seeds)
+    factory = models.factory(recipe.arch, ds.input_shape, ds.n_classes)
+    per_epoch = steps_per_epoch(ds.n_train, recipe.sgd.batch_size)
+    want = set(step_grid(epochs * per_epoch, per_epoch, n_log).tolist())
+    x_test, y_test = ds.x_test.to(device), ds.y_test.to(device)
+    rows: dict[tuple[int, ...], list[torch.Tensor]] = {}
+
+    def record(trained: Seeds, step: Step) -> None:
+        if step.step in want:
+            rows.setdefault(tuple(trained.members), []).append(trained.correct(x_test, y_test).cpu())
+
     t0 = time.perf_counter()
-    if needs_loop(factory, recipe):
-        with tqdm(total=n_seeds * total, desc=f"{ds.name} {recipe.arch}", disable=not progress, leave=False) as bar:
-            per_seed = [_loop_one(factory, ds, recipe, epochs, want, s, device, bar) for s in seeds]
-        correct = torch.stack([torch.stack(c) for c in per_seed], dim=1)
-        method = "loop"
-    else:
-        ens = Ensemble(factory, n_seeds, seed=seed, device=device)
-        rows: list[torch.Tensor] = []
-
-        def record(e: Ensemble, step: Step) -> None:
-            if step.step in want:
-                rows.append(e.correct(ds.x_test, ds.y_test).cpu())
-
-        fit(ens, ds.x_train, ds.y_train, epochs=epochs, batch_size=recipe.batch_size, lr=recipe.lr,
-            momentum=recipe.momentum, weight_decay=recipe.weight_decay, callback=record,
-            progress=progress, desc=f"{ds.name} {recipe.arch}")
-        correct = torch.stack(rows)
-        method = "ensemble"
-    return Trajectory(np.asarray(sorted(want)), per_epoch, correct, seeds, time.perf_counter() - t0, method)
+    seeds = train_seeds(factory, ds.x_train, ds.y_train, replace(recipe.sgd, epochs=epochs), n_seeds=n_seeds,
+                        seed=seed, device=device, callback=record, progress=progress, desc=f"{ds.name} {recipe.arch}")
+    correct = torch.cat([torch.stack(r) for r in rows.values()], dim=1)  # (G, S, N)
+    return Trajectory(np.asarray(sorted(want)), per_epoch, correct, seeds.seeds, time.perf_counter() - t0,
+                      "ensemble" if seeds.batched else "loop")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -599,14 +484,6 @@ COLORS = {"R±": "#222222", "R+": "#2ca02c", "R-": "#d62728", "D": "#1f77b4", "M
           "T00": "#7f7f7f", "T01": "#ff7f0e", "T10": "#9467bd", "T11": "#2ca02c"}
 
 
-def _band(ax: Any, x: np.ndarray, y: np.ndarray, color: str, label: str, ls: str = "-") -> None:
-    """Mean over seeds (``y``: ``(G, S)``) as a line, min to max over seeds as a band."""
-    y = np.where(np.isfinite(y), y, np.nan)
-    ax.plot(x, np.nanmean(y, 1), color=color, lw=1.6, ls=ls, label=label)
-    if y.shape[1] > 1:
-        ax.fill_between(x, np.nanmin(y, 1), np.nanmax(y, 1), color=color, alpha=0.2, lw=0)
-
-
 def plot_curves(axes: Sequence[Any], c: Curves, title: str) -> None:
     """The poster's three panels for one data set and one M, on three axes (one column):
     R± over training; R+, R− and D's accuracy (M's dashed); the four counts of T. Lines are means
@@ -614,21 +491,21 @@ def plot_curves(axes: Sequence[Any], c: Curves, title: str) -> None:
     (linear below 1), with the end of the first epoch dotted."""
     x = c.steps
     ax1, ax2, ax3 = axes
-    _band(ax1, x, c.r_pm, COLORS["R±"], "R± = R+ / R−")
+    figures.band(ax1, x, c.r_pm.T, COLORS["R±"], "R± = R+ / R−")
     ax1.axhline(1.0, color="k", lw=0.8, ls=":")
     ax1.annotate("1 epoch", (c.steps_per_epoch, 1), xytext=(-3, -3), textcoords="offset points",
                  xycoords=("data", "axes fraction"), ha="right", va="top", fontsize=8)
     ax1.set_ylabel("R±")
     ax1.set_title(title)
-    _band(ax2, x, c.r_plus, COLORS["R+"], "R+ (D on M-correct)")
-    _band(ax2, x, c.r_minus, COLORS["R-"], "R− (D on M-incorrect)")
-    _band(ax2, x, c.acc_d, COLORS["D"], "accuracy of D")
+    figures.band(ax2, x, c.r_plus.T, COLORS["R+"], "R+ (D on M-correct)")
+    figures.band(ax2, x, c.r_minus.T, COLORS["R-"], "R− (D on M-incorrect)")
+    figures.band(ax2, x, c.acc_d.T, COLORS["D"], "accuracy of D")
     ax2.axhline(c.acc_m, color=COLORS["M"], lw=1.2, ls="--", label="accuracy of M")
     ax2.set_ylabel("accuracy")
     ax2.set_ylim(0, 1.02)
     t = c.t.numpy()
     for i, j in ((0, 0), (0, 1), (1, 0), (1, 1)):
-        _band(ax3, x, t[:, :, i, j].astype(float), COLORS[f"T{i}{j}"], f"T{i}{j}")
+        figures.band(ax3, x, t[:, :, i, j].T, COLORS[f"T{i}{j}"], f"T{i}{j}")
     ax3.set_ylabel("test examples")
     ax3.set_xlabel("training step of D (symlog)")
     for ax in axes:

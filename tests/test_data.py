@@ -114,3 +114,59 @@ def test_real_fashion_mnist_and_cifar10_subset():
     scores = data.cscores("cifar10-subset", root)
     assert scores is not None and scores.shape == (50000,)
     assert data.cscores("digits", root) is None
+
+
+# ------------------------------------------------------------------------------------ kinds
+
+def test_kind_label_key_and_parse_round_trip():
+    k = data.Kind("randY", 0.2)
+    assert (k.family, k.label, k.key, str(k)) == ("randY", "randY 20%", "randY20", "randY 20%")
+    assert (data.REAL.label, data.REAL.key) == ("real", "real")
+    assert (data.RANDX.label, data.RANDX.key) == ("randX 100%", "randX100")
+    assert data.Kind("randX", 0.125).key == "randX12.5"  # file-safe and not rounded away
+    for text in ("randY-0.2", "randY20", "randY 20%", "randY20%"):
+        assert data.Kind.parse(text) == k
+    assert data.Kind.parse("real") is data.REAL and data.Kind.parse("randX") == data.RANDX
+    for kind in (data.REAL, data.RANDY, data.Kind("randX", 0.125)):
+        assert data.Kind.parse(kind.key) == kind and data.Kind.parse(kind.label) == kind
+
+
+@pytest.mark.parametrize("text", ["blur", "randZ20", "randY-", "randY-1.5", "randX 0%", "Real"])
+def test_kind_parse_rejects_what_it_cannot_read(text):
+    with pytest.raises(ValueError, match="randY|p="):
+        data.Kind.parse(text)
+
+
+@pytest.mark.parametrize("corruption, p, message", [
+    (None, 0.5, "without a corruption"), ("randX", 0.0, "p = 0 is real"), ("randX", 1.5, r"\(0, 1\]"),
+    ("blur", 0.5, "unknown corruption")])
+def test_kind_rejects_bad_levels(corruption, p, message):
+    with pytest.raises(ValueError, match=message):
+        data.Kind(corruption, p)
+
+
+def test_kinds_lists_real_first_then_each_level():
+    kinds = data.kinds({"randX": [0, 0.2], "randY": [1.0]})
+    assert kinds == [data.REAL, data.Kind("randX", 0.2), data.RANDY]
+    assert [k.key for k in kinds] == ["real", "randX20", "randY100"]
+
+
+def test_kind_colour_is_the_palette_shaded_by_p():
+    from matplotlib.colors import to_rgb
+
+    from memkit import figures
+
+    assert data.RANDX.color == pytest.approx(to_rgb(figures.PALETTE["randX"]))
+    assert data.REAL.color == pytest.approx(to_rgb(figures.PALETTE["real"]))
+    light, dark = data.Kind("randY", 0.2).color, data.RANDY.color
+    assert all(a >= b for a, b in zip(light, dark)) and light != dark  # lower noise: lighter
+    assert figures.kind_color("randY 20%") == light
+
+
+def test_load_accepts_a_kind():
+    a = data.load("digits", n_train=200, kind=data.Kind("randY", 0.5), seed=3)
+    b = data.load("digits", n_train=200, corruption="randY", p=0.5, seed=3)
+    assert torch.equal(a.y_train, b.y_train) and a.kind == data.Kind("randY", 0.5)
+    assert data.load("digits", n_train=10).kind == data.REAL
+    with pytest.raises(ValueError, match="pass one of them"):
+        data.load("digits", kind=data.RANDX, corruption="randY", p=1.0)

@@ -9,8 +9,9 @@ from nbformat.v4 import new_code_cell, new_notebook
 from memkit import runner
 
 OK = '''from memkit import results
-claim = results.Claim("c", "a claim that holds", "x", 2.0, 1.0, ">", "Fig. 9")
-results.write_result("01_ok", profile, {"profile": profile}, [claim], {"total_s": 0.1}, "cpu")'''
+claims = [results.Claim("c", "a claim that holds", "x", 2.0, 1.0, ">", "Fig. 9"),
+          results.Claim("q", "a gap the small profiles lack", "y", 0.0, 1.0, ">", asserted=False)]
+results.write_result("01_ok", profile, {"profile": profile}, claims, {"total_s": 0.1}, "cpu")'''
 
 
 def _notebook(path, source):
@@ -35,6 +36,7 @@ def test_a_failing_notebook_is_reported_and_the_others_run(project):
     assert status == 1
     report = (project / "results" / "quick" / "REPORT.md").read_text()
     assert "| 01_ok | a claim that holds (`c`) | x = 2 | > 1 | yes | Fig. 9 |" in report
+    assert "| 01_ok | a gap the small profiles lack (`q`) | y = 0 | > 1 | no (reported only) |" in report
     assert "02_broken | **notebook failed**" in report and "boom" in report
     assert (project / "build" / "executed" / "quick" / "01_ok.ipynb").exists()
 

@@ -1,5 +1,5 @@
 """Known-answer tests of memkit.shallow: the contingency matrix T, R+, R−, R± (with their
-zero-denominator cases), fitting M, the 32×32 architectures and D's tracked training."""
+zero-denominator cases), fitting M and D's tracked training (D's architectures: test_models.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from memkit import data, shallow
+from memkit import data, models, shallow, training
 
 
 def t_of(t00: int, t01: int, t10: int, t11: int) -> torch.Tensor:
@@ -178,57 +178,39 @@ def test_fit_shallow_rejects_unknown_kind():
 
 # --- D ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("arch, n_classes", [("densenet121", 10), ("resnet101", 100)])
-def test_32x32_architectures(arch, n_classes):
-    net = shallow.deep_factory(arch, (3, 32, 32), n_classes)().eval()
-    stem = net.features.conv0 if arch == "densenet121" else net.conv1
-    assert stem.kernel_size == (3, 3) and stem.stride == (1, 1)
-    assert isinstance(net.features.pool0 if arch == "densenet121" else net.maxpool, nn.Identity)
-    with torch.no_grad():
-        assert net(torch.randn(2, 3, 32, 32)).shape == (2, n_classes)
-
-
-def test_deep_factory_errors_and_cnn():
-    with pytest.raises(ValueError, match="needs images"):
-        shallow.deep_factory("densenet121", (1, 40), 10)
-    with pytest.raises(ValueError, match="unknown architecture"):
-        shallow.deep_factory("vgg", (1, 40), 10)
-    assert shallow.deep_factory("cnn", (1, 40), 10)()(torch.randn(3, 1, 40)).shape == (3, 10)
-
-
 def test_recipes():
     assert shallow.paper_recipe("cifar10-subset").arch == "densenet121"
-    assert shallow.paper_recipe("cifar100").arch == "resnet101"
+    assert shallow.paper_recipe("cifar100").sgd.schedule == "cosine"
     assert shallow.paper_recipe("fashion-mnist").arch == "cnn"
-    with pytest.raises(ValueError, match="schedule"):
-        shallow.Recipe(schedule="step")
-    cnn = shallow.deep_factory("cnn", (1, 40), 10)
-    assert not shallow.needs_loop(cnn, shallow.Recipe())
-    assert shallow.needs_loop(cnn, shallow.Recipe(schedule="cosine"))
-    assert shallow.needs_loop(lambda: nn.Sequential(nn.Flatten(), nn.BatchNorm1d(40)), shallow.Recipe())
+    with pytest.raises(ValueError, match="unknown architecture 'vgg'; use one of mlp"):
+        shallow.Recipe("vgg")
+    recipe = shallow.Recipe.from_settings(dict(arch="cnn", batch_size=32, lr=0.02, momentum=0.9))
+    assert recipe == shallow.Recipe("cnn", training.SGD(lr=0.02, batch_size=32, momentum=0.9))
+    assert not models.needs_loop(models.factory("cnn", (1, 40), 10))
+    assert models.needs_loop(models.factory("resnet101", (3, 32, 32), 10))
 
 
 def test_augment_batch_flips_or_keeps_without_padding():
     x = torch.randn(16, 3, 8, 8)
-    out = shallow.augment_batch(x, torch.Generator().manual_seed(0), pad=0)
+    out = training.augment_batch(x, torch.Generator().manual_seed(0), pad=0)
     for a, b in zip(out, x):
         assert torch.equal(a, b) or torch.equal(a, b.flip(-1))
-    shifted = shallow.augment_batch(torch.ones(16, 1, 8, 8), torch.Generator().manual_seed(0), pad=2)
+    shifted = training.augment_batch(torch.ones(16, 1, 8, 8), torch.Generator().manual_seed(0), pad=2)
     assert shifted.shape == (16, 1, 8, 8) and (shifted.flatten(1).sum(1) >= 36).all()  # ≥ 6×6 ones kept
 
 
-def test_train_tracked_ensemble_matches_the_per_seed_loop():
+def test_train_tracked_ensemble_matches_the_per_seed_loop(monkeypatch):
     ds = data.load("digits", n_train=96, n_test=100)
-    recipe = shallow.Recipe("cnn", batch_size=32, lr=0.05, momentum=0.9)
+    recipe = shallow.Recipe("cnn", training.SGD(batch_size=32, lr=0.05, momentum=0.9))
     traj = shallow.train_tracked(ds, recipe, epochs=2, n_seeds=2, n_log=3, seed=1, device="cpu", progress=False)
     grid = shallow.step_grid(6, 3, n_log=3)
     assert traj.method == "ensemble" and np.array_equal(traj.steps, grid)
     assert traj.correct.shape == (len(grid), 2, 100) and traj.correct.dtype == torch.bool
     assert traj.epochs[-1] == 2.0
-    factory = shallow.deep_factory("cnn", ds.input_shape, ds.n_classes)
-    loop = torch.stack([torch.stack(shallow._loop_one(factory, ds, recipe, 2, set(grid.tolist()), s,
-                                                      torch.device("cpu"), _NoBar())) for s in traj.seeds], 1)
-    assert (loop == traj.correct).float().mean() > 0.99  # the same models, to float tolerance
+    monkeypatch.setattr(training, "needs_loop", lambda factory: True)  # the per-seed path for the same model
+    loop = shallow.train_tracked(ds, recipe, epochs=2, n_seeds=2, n_log=3, seed=1, device="cpu", progress=False)
+    assert loop.method == "loop" and loop.seeds == traj.seeds
+    assert (loop.correct == traj.correct).float().mean() > 0.99  # the same models, to float tolerance
     c = shallow.curves(traj, traj.correct[-1, 0])  # M := seed 0 of D at the end: T01 = T10 = 0 for it
     assert c.t.shape == (len(grid), 2, 2, 2)
     assert c.t[-1, 0, 0, 1] == 0 and c.t[-1, 0, 1, 0] == 0 and c.r_pm[-1, 0] == math.inf
@@ -241,12 +223,8 @@ def test_train_tracked_checks_its_arguments():
         shallow.train_tracked(ds, shallow.Recipe(), epochs=0, n_seeds=1, device="cpu")
     signals = replace(ds, x_train=ds.x_train.flatten(2), x_test=ds.x_test.flatten(2))  # (N, 1, 64)
     with pytest.raises(ValueError, match="augment"):
-        shallow.train_tracked(signals, shallow.Recipe(augment=True), epochs=1, n_seeds=1, device="cpu")
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
+        shallow.train_tracked(signals, shallow.Recipe(sgd=training.SGD(lr=0.1, batch_size=8, augment=True)), epochs=1,
+                              n_seeds=1, device="cpu")
 
 
 def test_peak_keeps_an_infinite_ratio():
