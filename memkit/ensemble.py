@@ -156,7 +156,7 @@ class Ensemble:
                     g = g + weight_decay.view(shape) * p
                 elif weight_decay:
                     g = g.add(p, alpha=weight_decay)
-                if momentum:
+                if momentum and velocity is not None:  # velocity is required with momentum (checked above)
                     buf = velocity.get(name)
                     g = velocity[name] = g.clone() if buf is None else buf.mul_(momentum).add_(g)
                 if frozen:
