@@ -22,6 +22,7 @@ import argparse
 import ast
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -297,24 +298,36 @@ def _environ(**values: str) -> Iterator[None]:
                 os.environ[k] = v
 
 
+def _interrupt(signum: int | None = None, frame: Any = None) -> None:
+    """Ctrl-C while a notebook runs: quiet papermill's and asyncio's loggers (the kernel is shut
+    down mid-cell, and they would print its death and an unretrieved task's traceback), then stop."""
+    for name in ("papermill", "nbclient", "asyncio", "traitlets"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
-def _deferred_interrupt() -> Iterator[None]:
-    """Hold Ctrl-C back until the block is done (the files of one notebook move as a whole)."""
-    if sys.platform == "win32" or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        yield
-        return
-    caught: list[int] = []
+def _sigint(handler: Any) -> Iterator[None]:
+    """Handle Ctrl-C with ``handler`` in the block (only in the main thread; elsewhere as before)."""
     try:
-        signal.signal(signal.SIGINT, lambda sig, frame: caught.append(sig))
+        previous = signal.signal(signal.SIGINT, handler)
     except ValueError:  # not the main thread
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        if caught:
-            raise KeyboardInterrupt
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def _deferred_interrupt() -> Iterator[None]:
+    """Hold Ctrl-C back until the block is done (the files of one notebook move as a whole)."""
+    caught: list[int] = []
+    with _sigint(lambda signum, frame: caught.append(signum)):
+        yield
+    if caught:
+        _interrupt()
 
 
 def run_notebook(nb: Path, profile: str, params: dict, stage: Path) -> Failure | None:
@@ -440,7 +453,8 @@ def regenerate(profile: str, only: list[str] | None = None, params: dict | None 
             stage = root / "build" / "staging" / profile / nb.stem
             print(f"[{i}/{len(todo)}] {nb.stem} ({profile} profile)", flush=True)
             t0 = time.perf_counter()
-            failure = run_notebook(nb, profile, params, stage)
+            with _sigint(_interrupt):
+                failure = run_notebook(nb, profile, params, stage)
             with _deferred_interrupt():
                 if (stage / nb.name).exists():
                     executed.mkdir(parents=True, exist_ok=True)

@@ -87,13 +87,16 @@ def test_a_failing_notebook_keeps_the_last_good_result_and_is_reported(project):
     assert "- `02_broken` failed in cell 3 (`raise RuntimeError(\"boom\")`): RuntimeError: boom" in report
 
 
-def test_only_selects_notebooks_and_parameters_reach_the_notebook(project):
+def test_only_selects_notebooks_and_parameters_reach_the_notebook(project, capsys):
     assert [nb.stem for nb in runner.notebooks(project, ["01"])] == ["01_ok"]
     assert len(runner.notebooks(project)) == 2
     with pytest.raises(SystemExit, match="no notebook 07"):
         runner.notebooks(project, ["07"])
     status = runner.regenerate("quick", only=["01"], params={"seed": 3, "overrides": {"n_models": 5}}, root=project)
     assert status == 0
+    out = capsys.readouterr()
+    assert "[1/1] 01_ok (quick profile)" in out.out and "01_ok: ok in" in out.out
+    assert "01_ok: 100%" in out.err and "3/3" in out.err  # papermill's bar over the cells
     params = json.loads((project / "results" / "quick" / "01_ok.json").read_text())["parameters"]
     assert params["seed"] == 3 and params["n_models"] == 5 and params["lr"] == 0.1
     report = (project / "results" / "quick" / "REPORT.md").read_text()
@@ -161,7 +164,7 @@ def test_ctrl_c_prints_one_line_and_keeps_every_file_whole(project):
     done = subprocess.run([sys.executable, "-m", "memkit.runner", "regenerate", "--only", "03"], env=env,
                           cwd=project, capture_output=True, text=True, timeout=120)
     assert done.returncode == 130, done.stderr
-    assert "Traceback" not in done.stderr and "Traceback" not in done.stdout
+    assert "Traceback" not in done.stderr + done.stdout, done.stderr
     assert done.stderr.splitlines()[-1].strip() == ("memkit regenerate: interrupted during 03_interrupted; "
                                                     "results and figures keep their last good versions")
     assert good.read_text() == '{"last": "good"}\n'
@@ -188,3 +191,54 @@ def test_stale_temp_files_are_recognised_and_nothing_else(tmp_path):
     temp.touch()
     assert results.remove_stale_temps(tmp_path) == [temp]
     assert all(f.exists() for f in kept)
+
+
+def _pyproject():
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def test_distribution_name_is_not_the_taken_memkit_and_the_import_name_stays():
+    project = _pyproject()
+    assert project["name"] == "memkit-replication"  # "memkit" on the package index is another library
+    assert project["scripts"]["memkit"] == "memkit.runner:main"
+    assert {"jupyterlab", "ipywidgets"} <= {d.split(">")[0].split("=")[0] for d in project["dependencies"]}
+    pins = (ROOT / "environment.yml").read_text()
+    assert "- jupyterlab==" in pins and "- ipywidgets==" in pins
+
+
+@pytest.mark.parametrize("nb", sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")))
+def test_colab_setup_cell_installs_a_copy_beside_the_notebook_else_the_repository(nb, tmp_path, monkeypatch):
+    import subprocess
+    import types
+
+    repo = _pyproject()["urls"]["Repository"]
+    cells = nbformat.read(NOTEBOOKS / nb, as_version=4).cells
+    assert f"https://colab.research.google.com/github/{repo.removeprefix('https://github.com/')}/blob/main/notebooks/{nb}" \
+        in cells[0].source  # the badge opens this notebook where REPO says the repository is
+    setup = cells[1].source
+    assert setup.splitlines()[0].startswith(f'REPO = "{repo}"  # where this repository is published')
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd))
+    monkeypatch.chdir(tmp_path)
+
+    exec(setup, {})  # not on Colab: nothing happens
+    assert calls == []
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    exec(setup, {})
+    assert calls.pop() == [sys.executable, "-m", "pip", "install", "-q", f"memkit-replication @ git+{repo}"]
+    (tmp_path / "memkit-fork").mkdir()
+    (tmp_path / "memkit-fork" / "pyproject.toml").touch()  # a checkout uploaded beside the notebook
+    exec(setup, {})
+    assert calls.pop()[-1] == str(tmp_path / "memkit-fork")
+    (tmp_path / "memkit-main.zip").touch()  # the repository zipped beside the notebook comes first
+    exec(setup, {})
+    assert calls.pop()[-1] == str(tmp_path / "memkit-main.zip")
+
+
+def test_notebooks_02_and_03_show_progress_in_their_long_loops():
+    src = {nb: "\n".join(c.source for c in nbformat.read(NOTEBOOKS / f"{nb}.ipynb", as_version=4).cells)
+           for nb in ("02_loss_sensitivity", "03_capacity_convergence")}
+    assert "in tqdm(KINDS.items()" in src["02_loss_sensitivity"]
+    assert src["03_capacity_convergence"].count("progress=True") == 2
