@@ -37,7 +37,8 @@ from memkit.results import atomic_write, project_root, remove_stale_temps
 
 #: Kernel options: IPC sockets instead of TCP on localhost, so ipykernel has no reason to warn
 #: that it "is running over TCP without encryption" (nor anyone on the machine to listen in).
-KERNEL_CONFIG = {"KernelManager": {"transport": "ipc"}}
+#: (IPC needs POSIX; elsewhere the kernel's log level below keeps the warning quiet.)
+KERNEL_CONFIG = {"KernelManager": {"transport": "ipc"}} if os.name == "posix" else {}
 #: The kernel's own log (not the notebook's output) only for critical errors: a kernel stopped by
 #: Ctrl-C otherwise prints a traceback about its closed sockets.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
