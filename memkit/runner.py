@@ -481,6 +481,9 @@ def regenerate(profile: str, only: list[str] | None = None, params: dict | None 
         print(f"memkit regenerate: interrupted{' during ' + current.stem if current else ''}; "
               "results and figures keep their last good versions", file=sys.stderr)
         return 130
+    for folder in (root / "build" / "staging" / profile, root / "build" / "staging"):
+        with contextlib.suppress(OSError):  # not empty: a failed notebook's staged output, kept to inspect
+            folder.rmdir()
     path = _write_report(root, profile, errors)
     print(f"report: {path}")
     return 1 if errors else 0

@@ -94,9 +94,10 @@ def test_only_selects_notebooks_and_parameters_reach_the_notebook(project, capsy
         runner.notebooks(project, ["07"])
     status = runner.regenerate("quick", only=["01"], params={"seed": 3, "overrides": {"n_models": 5}}, root=project)
     assert status == 0
+    assert not (project / "build" / "staging").exists()  # nothing left over after a good run
     out = capsys.readouterr()
     assert "[1/1] 01_ok (quick profile)" in out.out and "01_ok: ok in" in out.out
-    assert "01_ok: 100%" in out.err and "3/3" in out.err  # papermill's bar over the cells
+    assert "  01_ok:   0%|" in out.err and "/3 [" in out.err  # papermill's bar over the 3 cells
     params = json.loads((project / "results" / "quick" / "01_ok.json").read_text())["parameters"]
     assert params["seed"] == 3 and params["n_models"] == 5 and params["lr"] == 0.1
     report = (project / "results" / "quick" / "REPORT.md").read_text()
