@@ -195,7 +195,7 @@ def test_stale_temp_files_are_recognised_and_nothing_else(tmp_path):
 
 
 def _pyproject():
-    import tomllib
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
