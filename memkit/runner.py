@@ -276,8 +276,11 @@ def parse_parameters(pairs: list[tuple[str, str]], nbs: list[Path], profile: str
             raise ParameterError(f"-p {name} is given twice")
         if name not in defaults:
             allowed = ", ".join(n for n in defaults if n != "profile") or "none"
+            settings = [(notebook_settings(nb) or {}).get(profile, {}) for nb in nbs]
+            hint = (f"; {name} is a setting: change it with -p overrides '{{\"{name}\": {text}}}'"
+                    if any(name in t for t in settings) else "")
             raise ParameterError(f"-p {name} {text!r}: no notebook has a parameter {name!r}; "
-                                 f"the parameters are: {allowed} (and the profile, from --profile)")
+                                 f"the parameters are: {allowed} (and the profile, from --profile){hint}")
         params[name] = parse_value(name, text, defaults[name])
     return check_parameters(params, nbs, profile)
 

@@ -111,6 +111,9 @@ def test_only_selects_notebooks_and_parameters_reach_the_notebook(project, capsy
     (["-p", "seed", "true"], "-p seed true: seed must be an integer"),
     (["-p", "nosuchparam", "1"], "-p nosuchparam '1': no notebook has a parameter 'nosuchparam'; "
                                  "the parameters are: seed, dataset, overrides (and the profile, from --profile)"),
+    (["-p", "n_models", "5"], "-p n_models '5': no notebook has a parameter 'n_models'; the parameters are: seed, "
+                              "dataset, overrides (and the profile, from --profile); n_models is a setting: change it "
+                              "with -p overrides '{\"n_models\": 5}'"),
     (["-p", "profile", "test"], "-p profile 'test': the profile is not a -p parameter here; use --profile"),
     (["-p", "overrides", "{n_models: 5}"], "-p overrides '{n_models: 5}': not valid JSON (Expecting property name"),
     (["-p", "overrides", "[1]"], "-p overrides [1]: overrides must be a JSON object"),
