@@ -1,25 +1,66 @@
 """``memkit regenerate``: run the notebooks with papermill and write the replication report.
 
-Each notebook runs in ``notebooks/`` with the profile (and any ``-p NAME VALUE``) injected by
-papermill; its executed copy goes to the git-ignored ``build/executed/<profile>/``; its figures and
-result JSON go where the notebook writes them (``figures/<profile>/``, ``results/<profile>/``).
-A failing notebook is reported with its error and the others still run. At the end
-``results/<profile>/REPORT.md`` lists every claim: its value, threshold, whether it held and
-the paper figure it replicates. The exit status is 0 only if every notebook ran.
+Before any kernel starts, every ``-p NAME VALUE`` is checked against the notebooks' ``parameters``
+cells (the name must be one of them, the value must parse and have the default's type) and
+``overrides`` against the settings table of the chosen profile, read from the notebook's source.
+
+Each notebook then runs in ``notebooks/`` with the profile (and the parameters) injected by
+papermill and ``MEMKIT_OUTPUT`` pointing at a staging folder, ``build/staging/<profile>/<notebook>/``:
+its figures and result JSON are written there, and moved into ``figures/<profile>/`` and
+``results/<profile>/`` (one atomic rename per file) only when the notebook finished. A failing or
+interrupted notebook therefore never deletes or damages the last good result. Its executed copy
+goes to the git-ignored ``build/executed/<profile>/``. A failing notebook is reported with the
+failing cell, and the others still run. At the end ``results/<profile>/REPORT.md`` lists every
+claim: its value, threshold, whether it held and the paper figure it replicates; a notebook that
+failed in this run shows the claim values it got to, from its staged result. The exit status is 0
+only if every notebook ran; Ctrl-C stops with one line and status 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import contextlib
 import json
+import logging
+import os
+import shutil
+import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-
-from tqdm.auto import tqdm
+from typing import Any, Iterator
 
 from memkit.profiles import PROFILES
-from memkit.results import atomic_write, held, markdown_table, project_root
+from memkit.results import atomic_write, held, markdown_table, project_root, remove_stale_temps
+
+#: Kernel options: IPC sockets instead of TCP on localhost, so ipykernel has no reason to warn
+#: that it "is running over TCP without encryption" (nor anyone on the machine to listen in).
+#: (IPC needs POSIX; elsewhere the kernel's log level below keeps the warning quiet.)
+KERNEL_CONFIG = {"KernelManager": {"transport": "ipc"}} if os.name == "posix" else {}
+#: The kernel's own log (not the notebook's output) only for critical errors: a kernel stopped by
+#: Ctrl-C otherwise prints a traceback about its closed sockets.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
+
+
+class ParameterError(ValueError):
+    """A ``-p NAME VALUE`` that the notebooks cannot take."""
+
+
+@dataclass
+class Failure:
+    """Why a notebook did not finish: the error, and the failing cell (its number in the notebook,
+    counting every cell from 1 at the top, and the first line of its code) when papermill names it."""
+
+    error: str
+    cell: int | None = None
+    source: str = ""
+
+    def where(self) -> str:
+        if self.cell is None:
+            return ""
+        return f"cell {self.cell}" + (f" (`{self.source}`)" if self.source else "")
 
 
 def notebooks(root: Path, only: list[str] | None = None) -> list[Path]:
@@ -36,78 +77,422 @@ def notebooks(root: Path, only: list[str] | None = None) -> list[Path]:
     return keep
 
 
-def run_notebook(nb: Path, profile: str, params: dict, out_dir: Path) -> str | None:
-    """Execute one notebook with papermill; return ``None`` on success or the error text."""
-    import papermill as pm
+# --- reading a notebook's parameters and settings, without running it ------------------------
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+class _Unknown:
+    """A value that is not a literal in the notebook's source: its type is not checked."""
+
+    def __repr__(self) -> str:
+        return "<not a literal>"
+
+
+UNKNOWN = _Unknown()
+
+
+def _code_cells(nb: Path) -> list[Any]:
+    import nbformat
+
+    return [c for c in nbformat.read(nb, as_version=4).cells if c.cell_type == "code"]
+
+
+def _parse(source: str) -> ast.Module | None:
     try:
-        pm.execute_notebook(str(nb), str(out_dir / nb.name), parameters={"profile": profile, **params},
-                            cwd=str(nb.parent), progress_bar=False, kernel_name="python3")
-    except Exception as err:  # PapermillExecutionError carries the cell's traceback summary
-        return f"{type(err).__name__}: {getattr(err, 'evalue', None) or err}".strip()
+        return ast.parse(source)
+    except SyntaxError:  # IPython syntax (``!pip``, ``%magic``): no plain Python to read there
+        return None
+
+
+def _literal(node: ast.AST) -> Any:
+    """The value of a literal, of ``dict(a=..., ...)`` (recursively), else :data:`UNKNOWN`."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict" \
+            and not node.args and all(k.arg for k in node.keywords):
+        return {k.arg: _literal(k.value) for k in node.keywords}
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return UNKNOWN
+
+
+def notebook_parameters(nb: Path) -> dict[str, Any]:
+    """The notebook's parameters and their defaults: the plain assignments ``name = literal`` of
+    its cell tagged ``parameters`` (a default that is not a literal is :data:`UNKNOWN`)."""
+    for cell in _code_cells(nb):
+        if "parameters" in cell.metadata.get("tags", []):
+            tree = _parse(cell.source)
+            params = {}
+            for node in tree.body if tree else []:
+                if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                    params[node.targets[0].id] = _literal(node.value)
+                elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value:
+                    params[node.target.id] = _literal(node.value)
+            return params
+    return {}
+
+
+def notebook_settings(nb: Path) -> dict[str, dict[str, Any]] | None:
+    """The settings table of the notebook, ``{profile: {setting: default}}``, read statically from
+    its ``profiles.settings(profile, {...}, overrides)`` call (a setting whose value is not a
+    literal maps to :data:`UNKNOWN`); ``None`` if the notebook has no such call with a literal table."""
+    for cell in _code_cells(nb):
+        tree = _parse(cell.source)
+        for node in ast.walk(tree) if tree else []:
+            if not (isinstance(node, ast.Call) and len(node.args) >= 2 and isinstance(node.args[1], ast.Dict)):
+                continue
+            f = node.func
+            if not ((isinstance(f, ast.Attribute) and f.attr == "settings") or (isinstance(f, ast.Name) and f.id == "settings")):
+                continue
+            table = {}
+            for k, v in zip(node.args[1].keys, node.args[1].values):
+                key, value = (_literal(k) if k is not None else UNKNOWN), _literal(v)
+                if not isinstance(key, str) or not isinstance(value, dict):
+                    return None
+                table[key] = value
+            return table
     return None
 
 
-def report(root: Path, profile: str, errors: dict[str, str]) -> str:
+# --- checking parameters -----------------------------------------------------------------------
+
+def _kind(default: Any) -> str:
+    """What a value must be to replace ``default``, in words."""
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, int):
+        return "an integer"
+    if isinstance(default, float):
+        return "a number"
+    if isinstance(default, str):
+        return "a string"
+    if isinstance(default, (list, tuple)):
+        return "a JSON list, e.g. '[1, 2]'"
+    if isinstance(default, dict):
+        return "a JSON object, e.g. '{\"name\": 1}'"
+    return "any value"
+
+
+def _fits(value: Any, default: Any) -> bool:
+    """Whether ``value`` may replace ``default`` (``None`` or a non-literal default takes anything;
+    an integer may replace a float, never a bool)."""
+    if default is None or default is UNKNOWN:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, type(default))
+
+
+def parse_value(name: str, text: str, default: Any) -> Any:
+    """The text of ``-p NAME TEXT`` as the value the notebook gets: the text itself where the
+    default is a string, else JSON (where the default is ``None``, text that is not JSON is a
+    string: ``-p dataset mnist``). Raises :class:`ParameterError` naming the parameter, the value
+    and what it must be."""
+    if isinstance(default, str):
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        if default is None or default is UNKNOWN:
+            return text
+        raise ParameterError(f"-p {name} {text!r}: not valid JSON ({err}); {name} must be {_kind(default)} "
+                             f"(the notebook's default is {json.dumps(default)})") from None
+
+
+def check_parameters(params: dict[str, Any], nbs: list[Path], profile: str) -> dict[str, Any]:
+    """Check parameter values for the notebooks ``nbs`` in ``profile`` before any kernel starts:
+    every name must be a parameter of each notebook, every value of its default's type; ``dataset``
+    must name data sets, ``device`` an available device, ``overrides`` settings of the profile
+    (with values of the setting's type). Returns ``params``; raises :class:`ParameterError`."""
+    from memkit.data import DATASETS
+    from memkit.device import pick_device
+
+    if "profile" in params:
+        raise ParameterError(f"-p profile {params['profile']!r}: the profile is not a -p parameter here; "
+                             f"use --profile {{{','.join(PROFILES)}}}")
+    for nb in nbs:
+        defaults = notebook_parameters(nb)
+        allowed = ", ".join(n for n in defaults if n != "profile") or "none"
+        for name, value in params.items():
+            if name not in defaults:
+                raise ParameterError(f"-p {name} {json.dumps(value)}: {nb.stem} has no parameter {name!r}; "
+                                     f"its parameters are: {allowed} (and the profile, from --profile)")
+            if not _fits(value, defaults[name]):
+                raise ParameterError(f"-p {name} {json.dumps(value)}: {name} must be {_kind(defaults[name])} "
+                                     f"(the default in {nb.stem} is {json.dumps(defaults[name])})")
+        if "overrides" in params:
+            _check_overrides(params["overrides"], nb, profile)
+    if params.get("dataset") is not None:
+        names = [params["dataset"]] if isinstance(params["dataset"], str) else params["dataset"]
+        bad = [n for n in names if not isinstance(n, str) or n not in DATASETS] if isinstance(names, list) else [names]
+        if bad or not names:
+            raise ParameterError(f"-p dataset {json.dumps(params['dataset'])}: unknown data set "
+                                 f"{', '.join(map(repr, bad)) or '(empty list)'}; use null (each notebook's default), "
+                                 f"one name or a JSON list of names of: {', '.join(DATASETS)}")
+    if params.get("device") is not None:
+        try:
+            pick_device(params["device"])
+        except (ValueError, RuntimeError, TypeError) as err:
+            raise ParameterError(f"-p device {json.dumps(params['device'])}: {err}") from None
+    return params
+
+
+def _check_overrides(overrides: Any, nb: Path, profile: str) -> None:
+    if not isinstance(overrides, dict):
+        raise ParameterError(f"-p overrides {json.dumps(overrides)}: overrides must be a JSON object of "
+                             "settings, e.g. '{\"n_models\": 20}'")
+    table = notebook_settings(nb)
+    if table is None:  # not readable from the source: the notebook's profiles.settings checks the keys
+        return
+    if profile not in table:
+        raise ParameterError(f"{nb.stem} has no settings for profile {profile!r} (it knows {', '.join(table)})")
+    settings = table[profile]
+    unknown = [k for k in overrides if k not in settings]
+    if unknown:
+        raise ParameterError(f"-p overrides {json.dumps(overrides)}: {nb.stem} has no setting "
+                             f"{', '.join(map(repr, unknown))} in the {profile} profile; its settings are: "
+                             f"{', '.join(settings)}")
+    for key, value in overrides.items():
+        if not _fits(value, settings[key]):
+            raise ParameterError(f"-p overrides {json.dumps(overrides)}: setting {key!r} must be "
+                                 f"{_kind(settings[key])} (in {nb.stem}'s {profile} profile it is "
+                                 f"{json.dumps(settings[key], default=repr)}), not {json.dumps(value)}")
+
+
+def parse_parameters(pairs: list[tuple[str, str]], nbs: list[Path], profile: str) -> dict[str, Any]:
+    """``-p NAME VALUE`` pairs as checked parameter values (see :func:`check_parameters`)."""
+    if any(name == "profile" for name, _ in pairs):
+        check_parameters({"profile": dict(pairs)["profile"]}, nbs, profile)
+    defaults: dict[str, Any] = {}
+    for nb in nbs:
+        for name, default in notebook_parameters(nb).items():
+            defaults.setdefault(name, default)
+    params: dict[str, Any] = {}
+    for name, text in pairs:
+        if name in params:
+            raise ParameterError(f"-p {name} is given twice")
+        if name not in defaults:
+            allowed = ", ".join(n for n in defaults if n != "profile") or "none"
+            settings = [(notebook_settings(nb) or {}).get(profile, {}) for nb in nbs]
+            hint = (f"; {name} is a setting: change it with -p overrides '{{\"{name}\": {text}}}'"
+                    if any(name in t for t in settings) else "")
+            raise ParameterError(f"-p {name} {text!r}: no notebook has a parameter {name!r}; "
+                                 f"the parameters are: {allowed} (and the profile, from --profile){hint}")
+        params[name] = parse_value(name, text, defaults[name])
+    return check_parameters(params, nbs, profile)
+
+
+# --- running ------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    """Set environment variables (seen by the kernels started meanwhile), then restore them."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _interrupt(signum: int | None = None, frame: Any = None) -> None:
+    """Ctrl-C while a notebook runs: quiet papermill's and asyncio's loggers (the kernel is shut
+    down mid-cell, and they would print its death and an unretrieved task's traceback), then stop."""
+    for name in ("papermill", "nbclient", "asyncio", "traitlets"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigint(handler: Any) -> Iterator[None]:
+    """Handle Ctrl-C with ``handler`` in the block (only in the main thread; elsewhere as before)."""
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def _deferred_interrupt() -> Iterator[None]:
+    """Hold Ctrl-C back until the block is done (the files of one notebook move as a whole)."""
+    caught: list[int] = []
+    with _sigint(lambda signum, frame: caught.append(signum)):
+        yield
+    if caught:
+        _interrupt()
+
+
+def run_notebook(nb: Path, profile: str, params: dict, stage: Path) -> Failure | None:
+    """Execute one notebook with papermill, its output (``MEMKIT_OUTPUT``) in ``stage / "output"``
+    and its executed copy at ``stage / nb.name``; return ``None`` on success, else the failure."""
+    import papermill as pm
+    from traitlets.config import Config
+
+    (stage / "output").mkdir(parents=True, exist_ok=True)
+    try:
+        with _environ(MEMKIT_OUTPUT=str(stage / "output"), MEMKIT_PROFILE=profile):
+            pm.execute_notebook(str(nb), str(stage / nb.name), parameters={"profile": profile, **params},
+                                cwd=str(nb.parent), kernel_name="python3", config=Config(KERNEL_CONFIG), extra_arguments=KERNEL_ARGUMENTS,
+                                progress_bar={"desc": f"  {nb.stem}", "leave": False})
+    except pm.PapermillExecutionError as err:
+        import nbformat
+
+        # the cell's number in the notebook as written, from 1 (the executed copy has one more,
+        # the parameters papermill injected)
+        cells = [c.source for c in nbformat.read(nb, as_version=4).cells]
+        number = cells.index(err.source) + 1 if err.source in cells else None
+        source = next((line for line in (err.source or "").splitlines() if line.strip()
+                       and not line.lstrip().startswith("#")), "")
+        return Failure(f"{err.ename}: {err.evalue}".strip(), number,
+                       source if len(source) <= 80 else source[:77] + "...")
+    except Exception as err:  # the kernel died or did not start, the notebook cannot be read, ...
+        return Failure(f"{type(err).__name__}: {err}".strip())
+    return None
+
+
+def commit(stage: Path, root: Path) -> list[Path]:
+    """Move every file under ``stage`` to the same place under ``root`` (``results/<profile>/...``,
+    ``figures/<profile>/...``), each by one atomic rename; return the new paths."""
+    moved = []
+    for f in sorted(p for p in stage.rglob("*") if p.is_file()):
+        dest = root / f.relative_to(stage)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(f, dest)
+        moved.append(dest)
+    return moved
+
+
+def clean_stale(root: Path) -> list[Path]:
+    """Remove what killed runs left behind: staging folders, and ``atomic_write``'s temporary files
+    in ``results/*/`` and ``figures/*/``. Returns what was removed."""
+    removed = []
+    staging = root / "build" / "staging"
+    if staging.exists():
+        removed.append(staging)
+        shutil.rmtree(staging, ignore_errors=True)
+    for top in ("results", "figures"):
+        for folder in [root / top, *sorted((root / top).glob("*/"))] if (root / top).is_dir() else []:
+            removed += remove_stale_temps(folder)
+    return removed
+
+
+def _staged_result(root: Path, profile: str, stem: str) -> Path:
+    return root / "build" / "staging" / profile / stem / "output" / "results" / profile / f"{stem}.json"
+
+
+def _claim_rows(stem: str, doc: dict[str, Any], failed: str = "") -> list[list[str]]:
+    """One report row per claim of a result document (``failed``: why its notebook's row is marked)."""
+    env, t = doc.get("environment", {}), doc.get("timings", {}).get("total_s", "")
+    where = f"{env.get('device', '')} {env.get('device_name', '')}".strip()
+    name = f"{stem} (**failed**; {failed})" if failed else stem
+    return [[name, f"{c['statement']} (`{c['id']}`)", f"{c['metric']} = {c['value']:.4g}",
+             f"{c.get('op', '')} {c['threshold']:.4g}", held(c), c.get("figure", ""), where, str(t)]
+            for c in doc.get("claims", [])]
+
+
+def report(root: Path, profile: str, errors: dict[str, Failure | str]) -> str:
     """The replication report as Markdown: one row per claim of every notebook's result JSON in
-    ``results/<profile>/`` (this run's and earlier ones'), the notebooks that failed in this run
-    with their errors, and those with no result yet. A claim with ``asserted=False`` shows
-    "reported only" next to whether it held."""
-    rows = []
+    ``results/<profile>/`` (this run's and earlier ones'); for a notebook that failed in this run,
+    the claim values of its staged result where it wrote one, and below, the failing cell. A claim
+    with ``asserted=False`` shows "reported only" next to whether it held."""
+    errors = {k: v if isinstance(v, Failure) else Failure(v) for k, v in errors.items()}
+    rows: list[list[str]] = []
     for nb in notebooks(root):
         path = root / "results" / profile / f"{nb.stem}.json"
         if nb.stem in errors:
-            rows.append([nb.stem, "**notebook failed** (see below)", "", "", "no", "", "", ""])
+            staged, failed = _staged_result(root, profile, nb.stem), []
+            if staged.exists():
+                failed = _claim_rows(nb.stem, json.loads(staged.read_text()), "values of the failed run")
+            elif path.exists():
+                failed = _claim_rows(nb.stem, json.loads(path.read_text()), "values of the last good run")
+            rows += failed or [[nb.stem, "**notebook failed** (see below)", "", "", "no", "", "", ""]]
             continue
         if not path.exists():
             rows.append([nb.stem, "not run in this profile yet", "", "", "", "", "", ""])
             continue
-        doc = json.loads(path.read_text())
-        env, t = doc.get("environment", {}), doc.get("timings", {}).get("total_s", "")
-        where = f"{env.get('device', '')} {env.get('device_name', '')}".strip()
-        rows += [[nb.stem, f"{c['statement']} (`{c['id']}`)", f"{c['metric']} = {c['value']:.4g}",
-                  f"{c.get('op', '')} {c['threshold']:.4g}", held(c), c.get("figure", ""), where, str(t)]
-                 for c in doc["claims"]]
+        rows += _claim_rows(nb.stem, json.loads(path.read_text()))
     lines = [f"# Replication report: `{profile}` profile", "",
              "Generated by `memkit regenerate`; one row per claim, computed in that notebook's run.", "",
              markdown_table(["notebook", "claim", "value", "threshold", "holds", "replicates", "device", "time (s)"],
                             rows)]
     if errors:
-        lines += ["", "## Notebooks that failed", ""]
-        lines += [f"- `{name}`: {err.splitlines()[0] if err else ''}" for name, err in errors.items()]
+        lines += ["", "## Notebooks that failed", "",
+                  "Their last good results and figures, if any, are unchanged; the values above are from the "
+                  "failed run where it wrote a result before failing.", ""]
+        for name, f in errors.items():
+            where = f" in {f.where()}" if f.where() else ""
+            lines.append(f"- `{name}` failed{where}: {f.error.splitlines()[0] if f.error else ''}")
     return "\n".join(lines) + "\n"
 
 
 def regenerate(profile: str, only: list[str] | None = None, params: dict | None = None,
                root: Path | None = None) -> int:
-    """Run the notebooks in ``profile`` and write the report; return the exit status."""
+    """Run the notebooks in ``profile`` and write the report; return the exit status (0: every
+    notebook ran; 1: some failed; 130: interrupted). Raises :class:`ParameterError` before running
+    anything if a parameter does not fit."""
     root = root or project_root()
     todo = notebooks(root, only)
-    out_dir = root / "build" / "executed" / profile
-    errors: dict[str, str] = {}
-    for nb in (bar := tqdm(todo, desc=f"regenerate ({profile})", unit="notebook")):
-        bar.set_postfix_str(nb.stem)
-        (root / "results" / profile / f"{nb.stem}.json").unlink(missing_ok=True)  # no stale result
-        t0 = time.perf_counter()
-        err = run_notebook(nb, profile, params or {}, out_dir)
-        status = "ok" if err is None else "FAILED"
-        tqdm.write(f"{nb.stem}: {status} in {time.perf_counter() - t0:.0f} s"
-                   + ("" if err is None else f"\n  {err.splitlines()[0]}\n  executed copy: {out_dir / nb.name}"))
-        if err is not None:
-            errors[nb.stem] = err
-    path = root / "results" / profile / "REPORT.md"
-    atomic_write(path, lambda tmp: Path(tmp).write_text(report(root, profile, errors)))
+    params = check_parameters(dict(params or {}), todo, profile)
+    clean_stale(root)
+    executed = root / "build" / "executed" / profile
+    errors: dict[str, Failure] = {}
+    current = None
+    try:
+        for i, nb in enumerate(todo, 1):
+            current = nb
+            stage = root / "build" / "staging" / profile / nb.stem
+            print(f"[{i}/{len(todo)}] {nb.stem} ({profile} profile)", flush=True)
+            t0 = time.perf_counter()
+            with _sigint(_interrupt):
+                failure = run_notebook(nb, profile, params, stage)
+            with _deferred_interrupt():
+                if (stage / nb.name).exists():
+                    executed.mkdir(parents=True, exist_ok=True)
+                    os.replace(stage / nb.name, executed / nb.name)
+                if failure is None:
+                    commit(stage / "output", root)
+                    shutil.rmtree(stage, ignore_errors=True)
+                else:
+                    errors[nb.stem] = failure
+            dt = time.perf_counter() - t0
+            if failure is None:
+                print(f"  {nb.stem}: ok in {dt:.0f} s", flush=True)
+            else:
+                print(f"  {nb.stem}: FAILED in {dt:.0f} s{' in ' + failure.where() if failure.where() else ''}\n"
+                      f"  {failure.error.splitlines()[0] if failure.error else ''}\n"
+                      f"  executed copy: {executed / nb.name}; last good result kept", flush=True)
+            current = None
+    except KeyboardInterrupt:
+        if current is not None:
+            shutil.rmtree(root / "build" / "staging" / profile / current.stem, ignore_errors=True)
+            errors[current.stem] = Failure("interrupted (Ctrl-C)")
+        _write_report(root, profile, errors)
+        print(f"memkit regenerate: interrupted{' during ' + current.stem if current else ''}; "
+              "results and figures keep their last good versions", file=sys.stderr)
+        return 130
+    for folder in (root / "build" / "staging" / profile, root / "build" / "staging"):
+        with contextlib.suppress(OSError):  # not empty: a failed notebook's staged output, kept to inspect
+            folder.rmdir()
+    path = _write_report(root, profile, errors)
     print(f"report: {path}")
     return 1 if errors else 0
 
 
-def _value(text: str):
-    """A ``-p`` value as JSON when it parses (numbers, true/false/null, lists), else a string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+def _write_report(root: Path, profile: str, errors: dict[str, Failure]) -> Path:
+    path = root / "results" / profile / "REPORT.md"
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(report(root, profile, errors)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,10 +502,19 @@ def main(argv: list[str] | None = None) -> int:
     reg.add_argument("--profile", choices=PROFILES, default="quick")
     reg.add_argument("--only", nargs="+", metavar="NN", help="notebook numbers or names, e.g. 01 03")
     reg.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                     help="a notebook parameter, e.g. -p dataset mnist -p device cuda")
+                     help="a notebook parameter, e.g. -p dataset mnist -p device cuda -p overrides "
+                          "'{\"n_models\": 20}' (JSON where the default is not a string)")
     args = parser.parse_args(argv)
-    params = {name: _value(value) for name, value in args.parameter}
-    return regenerate(args.profile, args.only, params)
+    try:
+        root = project_root()
+        params = parse_parameters([tuple(p) for p in args.parameter], notebooks(root, args.only), args.profile)
+        return regenerate(args.profile, args.only, params, root)
+    except ParameterError as err:
+        print(f"memkit regenerate: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("memkit regenerate: interrupted; results and figures keep their last good versions", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
