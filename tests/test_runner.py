@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from memkit import runner
+from memkit import parameters, runner
 from tests.helpers import NOTEBOOKS, ROOT
 
 PARAMETERS = 'profile = "quick"\nseed = 0\ndataset = None\noverrides = {}'
@@ -87,6 +87,7 @@ def test_a_failing_notebook_keeps_the_last_good_result_and_is_reported(project):
     assert ("| 02_broken (**failed**; values of the failed run) | a claim of a run that fails later (`d`) | "
             "y = 0.25 | > 1 | **no** | Fig. 8 |") in report
     assert "- `02_broken` failed in cell 3 (`raise RuntimeError(\"boom\")`): RuntimeError: boom" in report
+    assert "`c`" in (project / "results" / "SCORECARD.md").read_text()  # the scorecard is written too
 
 
 def test_only_selects_notebooks_and_parameters_reach_the_notebook(project, capsys):
@@ -138,27 +139,27 @@ def test_bad_parameters_fail_before_any_kernel_starts(project, monkeypatch, caps
 
 def test_parameters_are_checked_for_every_notebook_to_run(project, monkeypatch):
     monkeypatch.setattr(runner, "run_notebook", _no_kernel)
-    with pytest.raises(runner.ParameterError, match="01_ok has no settings for profile 'paper'"):
+    with pytest.raises(parameters.ParameterError, match="01_ok has no settings for profile 'paper'"):
         runner.regenerate("paper", params={"overrides": {"n_models": 5}}, root=project)
-    with pytest.raises(runner.ParameterError, match="-p profile 'paper': the profile is not a -p parameter"):
+    with pytest.raises(parameters.ParameterError, match="-p profile 'paper': the profile is not a -p parameter"):
         runner.regenerate("quick", params={"profile": "paper"}, root=project)
-    assert runner.parse_parameters([("dataset", "mnist"), ("seed", "7"), ("overrides", '{"lr": 1}')],
+    assert parameters.parse_parameters([("dataset", "mnist"), ("seed", "7"), ("overrides", '{"lr": 1}')],
                                    runner.notebooks(project, ["01"]), "quick") == \
         {"dataset": "mnist", "seed": 7, "overrides": {"lr": 1}}  # an integer may replace a float
-    assert runner.parse_value("dataset", '["mnist", "cifar10"]', None) == ["mnist", "cifar10"]
+    assert parameters.parse_value("dataset", '["mnist", "cifar10"]', None) == ["mnist", "cifar10"]
 
 
 def test_every_notebooks_parameters_and_settings_are_read_from_its_source():
     """The static reading that the checks rely on works on the real notebooks, in every profile."""
     for nb in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
-        assert list(runner.notebook_parameters(nb)) == ["profile", "dataset", "seed", "device", "overrides"], nb
-        table = runner.notebook_settings(nb)
+        assert list(parameters.notebook_parameters(nb)) == ["profile", "dataset", "seed", "device", "overrides"], nb
+        table = parameters.notebook_settings(nb)
         assert table is not None and set(table) == {"test", "quick", "paper"}, nb
         assert all(isinstance(s["datasets"], list) for s in table.values()), nb
     nbs = runner.notebooks(ROOT, ["01", "04"])
-    assert runner.parse_parameters([("overrides", '{"n_models": 5}')], nbs, "paper") == {"overrides": {"n_models": 5}}
-    with pytest.raises(runner.ParameterError, match="setting 'n_models' must be an integer"):
-        runner.parse_parameters([("overrides", '{"n_models": 5.5}')], nbs, "paper")
+    assert parameters.parse_parameters([("overrides", '{"n_models": 5}')], nbs, "paper") == {"overrides": {"n_models": 5}}
+    with pytest.raises(parameters.ParameterError, match="setting 'n_models' must be an integer"):
+        parameters.parse_parameters([("overrides", '{"n_models": 5.5}')], nbs, "paper")
 
 
 def test_ctrl_c_prints_one_line_and_keeps_every_file_whole(project):
@@ -248,3 +249,15 @@ def test_notebooks_02_and_03_show_progress_in_their_long_loops():
            for nb in ("02_loss_sensitivity", "03_capacity_convergence")}
     assert "in tqdm(KINDS.items()" in src["02_loss_sensitivity"]
     assert src["03_capacity_convergence"].count("progress=True") == 2
+
+
+def test_settings_are_read_from_a_settings_assignment(tmp_path):
+    """The run object's pattern, ``SETTINGS = {...}`` then ``experiment.Run(..., SETTINGS, ...)``."""
+    path = tmp_path / "05_x.ipynb"
+    _notebook(path, 'SETTINGS = {"test": dict(datasets=["digits"], n_seeds=2, rates=[0.1]),\n'
+                    '            "quick": dict(datasets=["digits"], n_seeds=4, rates=[0.1, 0.5])}\n'
+                    'run = experiment.Run("05_x", SETTINGS, profile=profile)')
+    assert parameters.notebook_settings(path) == {"test": {"datasets": ["digits"], "n_seeds": 2, "rates": [0.1]},
+                                              "quick": {"datasets": ["digits"], "n_seeds": 4, "rates": [0.1, 0.5]}}
+    with pytest.raises(parameters.ParameterError, match="n_seeds"):
+        parameters.parse_parameters([("overrides", '{"n_seeds": "4"}')], [path], "quick")
