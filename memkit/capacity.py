@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 from matplotlib.axes import Axes
+from tqdm.auto import tqdm
 
 from memkit import data, figures, models, training
 from memkit.data import Kind
@@ -135,10 +136,11 @@ def validation_accuracy(curves: torch.Tensor, how: str = "best") -> torch.Tensor
 
 def capacity_sweep(stack: Stack, widths: Sequence[int], sgd: SGD, *, depth: int, n_seeds: int, epochs: int,
                    seed: int = 0, device: str | torch.device | None = None,
-                   log: Callable[[str], None] | None = print) -> torch.Tensor:
-    """Fig. 5's runs: :func:`validation_curves` for every width, ``(W, epochs, D, S)``."""
+                   log: Callable[[str], None] | None = print, progress: bool = False) -> torch.Tensor:
+    """Fig. 5's runs: :func:`validation_curves` for every width, ``(W, epochs, D, S)``;
+    ``progress`` shows a bar over the widths."""
     out = []
-    for w in widths:
+    for w in tqdm(widths, desc=f"{stack.name} capacity", unit="width", disable=not progress, leave=False):
         t0 = time.perf_counter()
         out.append(validation_curves(stack, w, sgd, depth=depth, n_seeds=n_seeds, epochs=epochs, seed=seed,
                                      device=device))
@@ -246,9 +248,11 @@ def epochs_to_fit(stack: Stack, width: int, sgd: SGD, *, depth: int, n_seeds: in
 def convergence_sweep(name: str, kinds: Sequence[Kind], sgd: SGD, *, sizes: Sequence[int], widths: Sequence[int],
                       n_fixed: int, width_fixed: int, depth: int, n_seeds: int, budget: int,
                       size: int | None = None, seed: int = 0, device: str | torch.device | None = None,
-                      log: Callable[[str], None] | None = print) -> tuple[TimeToFit, TimeToFit]:
+                      log: Callable[[str], None] | None = print,
+                      progress: bool = False) -> tuple[TimeToFit, TimeToFit]:
     """Fig. 6's runs: T against the training-set size (``sizes``, width ``width_fixed``) and
     against the width (``widths``, size ``n_fixed``). The setting both share is trained once.
+    ``progress`` shows a bar over the settings.
 
     Returns ``(by_size, by_width)``: TimeToFit of shapes ``(len(sizes), D, S)`` and ``(len(widths), D, S)``.
     """
@@ -256,7 +260,7 @@ def convergence_sweep(name: str, kinds: Sequence[Kind], sgd: SGD, *, sizes: Sequ
         raise ValueError(f"sizes={list(sizes)} and widths={list(widths)} must each name at least one setting")
     points = list(dict.fromkeys([(n, width_fixed) for n in sizes] + [(n_fixed, w) for w in widths]))
     runs: dict[tuple[int, int], TimeToFit] = {}
-    for n, w in points:
+    for n, w in tqdm(points, desc=f"{name} time to fit", unit="setting", disable=not progress, leave=False):
         t0 = time.perf_counter()
         stack = load_stack(name, kinds, n_train=n, n_val=1, size=size, seed=seed)
         runs[n, w] = epochs_to_fit(stack, w, sgd, depth=depth, n_seeds=n_seeds, budget=budget, seed=seed,

@@ -21,17 +21,19 @@ The data root is the ``root`` argument, else the ``MEMKIT_DATA`` environment var
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from memkit.sources import LOADERS, data_root, source
+from memkit.sources import DataCorruptError as DataCorruptError  # the errors of load(), where users catch them
+from memkit.sources import DataUnavailableError as DataUnavailableError
 
 Corruption = Literal["randX", "randY"]
 
@@ -119,10 +121,6 @@ def kinds(levels: Mapping[str, Sequence[float]]) -> list[Kind]:
     return out
 
 
-class DataUnavailableError(FileNotFoundError):
-    """A data set is not on disk and could not be downloaded."""
-
-
 @dataclass(frozen=True)
 class Dataset:
     """A training and a test split as tensors.
@@ -178,93 +176,9 @@ class Dataset:
                                 ("x_train", "y_train", "x_test", "y_test", "corrupted", "y_clean")})
 
 
-def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The folder data sets are read from (and downloaded into): ``root``, else ``$MEMKIT_DATA``,
-    else ``$XDG_CACHE_HOME/memkit`` (default ``~/.cache/memkit``)."""
-    if root is not None:
-        return Path(root).expanduser()
-    if os.environ.get("MEMKIT_DATA"):
-        return Path(os.environ["MEMKIT_DATA"]).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "memkit"
-
-
-Raw = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]  # x, y, x_test, y_test, class names
-DIGITS = tuple(str(i) for i in range(10))
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-
-
-def _digits(root: Path, download: bool) -> Raw:
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = (d.images / 16.0).astype(np.float32)[:, None]  # (1797, 1, 8, 8) in [0, 1]
-    order = np.random.RandomState(0).permutation(len(x))  # a fixed split, the same everywhere
-    tr, te = order[:1500], order[1500:]
-    return x[tr], d.target[tr], x[te], d.target[te], DIGITS
-
-
-@functools.cache
-def _mnist1d_generated() -> dict[str, np.ndarray]:
-    """MNIST-1D as the ``mnist1d`` package generates it (deterministic; about 2 s, so cached)."""
-    from mnist1d.data import get_dataset_args, make_dataset
-
-    state = np.random.get_state()  # make_dataset seeds numpy's global generator: restore it
-    try:
-        return make_dataset(get_dataset_args())
-    finally:
-        np.random.set_state(state)
-
-
-def _mnist1d(root: Path, download: bool) -> Raw:
-    d, f = _mnist1d_generated(), np.float32
-    return d["x"].astype(f)[:, None], d["y"], d["x_test"].astype(f)[:, None], d["y_test"], DIGITS
-
-
-def _torchvision(cls_name: str, folder: str) -> Callable[[Path, bool], Raw]:
-    def loader(root: Path, download: bool) -> Raw:
-        import torchvision.datasets as tvd
-
-        cls = getattr(tvd, cls_name)
-        try:
-            train, test = (cls(str(root), train=t, download=download) for t in (True, False))
-        except (RuntimeError, OSError) as err:  # missing files, or no network for the download
-            raise DataUnavailableError(
-                f"{cls_name} is not under {root / folder} and could not be downloaded ({err}). "
-                f"Connect to the internet, or point MEMKIT_DATA (or root=) at a folder that holds "
-                f"torchvision's '{folder}' layout.") from err
-
-        def arrays(ds):
-            x = np.asarray(ds.data, dtype=np.float32) / 255.0
-            x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)  # to (N, C, H, W)
-            return x, np.asarray(ds.targets)
-
-        return (*arrays(train), *arrays(test), tuple(train.classes))
-
-    return loader
-
-
-def _cifar10_subset(root: Path, download: bool) -> Raw:
-    path = root / "cifar10-subset" / "cifar10_subset.npz"
-    if not path.exists():
-        raise DataUnavailableError(
-            f"the CIFAR-10 subset is not at {path}. It is a fixed file (cifar10_subset.npz, 4000 "
-            f"training and 1000 test images) that cannot be downloaded by memkit: point MEMKIT_DATA "
-            f"(or root=) at the folder that holds cifar10-subset/, or use dataset='cifar10'.")
-    d = np.load(path)
-    x_tr, x_te = (d[k].astype(np.float32).transpose(0, 3, 1, 2) / 255.0 for k in ("x_train", "x_test"))
-    return x_tr, d["y_train"], x_te, d["y_test"], CIFAR10_CLASSES
-
-
-_LOADERS: dict[str, Callable[[Path, bool], Raw]] = {
-    "digits": _digits,
-    "mnist1d": _mnist1d,
-    "mnist": _torchvision("MNIST", "MNIST"),
-    "fashion-mnist": _torchvision("FashionMNIST", "FashionMNIST"),
-    "cifar10": _torchvision("CIFAR10", "cifar-10-batches-py"),
-    "cifar100": _torchvision("CIFAR100", "cifar-100-python"),
-    "cifar10-subset": _cifar10_subset,
-}
+def _check_whole(what: str, value: object) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+        raise ValueError(f"{what}={value!r} must be a whole number (an int) or None, not {type(value).__name__}")
 
 
 def corrupted_indices(n: int, p: float, generator: torch.Generator) -> torch.Tensor:
@@ -328,10 +242,14 @@ def load(name: str, *, n_train: int | None = None, n_test: int | None = None,
         download: let torchvision download a missing data set.
 
     Raises:
-        ValueError: unknown name or corruption, ``p`` outside [0, 1], a size out of range.
+        ValueError: unknown name or corruption, ``p`` outside [0, 1], a size or ``n_train`` /
+            ``n_test`` out of range or not a whole number, ``size`` above the native resolution
+            (``size`` only downscales), randX on fewer than 2 training examples.
         DataUnavailableError: the data are not on disk and cannot be downloaded.
+        DataCorruptError: a file is there but truncated or corrupt, or its labels are outside
+            ``0..K-1`` (the message names the file).
     """
-    if name not in _LOADERS:
+    if name not in LOADERS:
         raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
     if kind is not None:
         if corruption is not None or p != 0.0:
@@ -343,17 +261,35 @@ def load(name: str, *, n_train: int | None = None, n_test: int | None = None,
         raise ValueError(f"noise level p={p} is outside [0, 1]; it is the fraction of corrupted examples")
     if p > 0 and corruption is None:
         raise ValueError(f"p={p} given without a corruption; pass corruption='randX' or 'randY'")
-    x_tr, y_tr, x_te, y_te, classes = _LOADERS[name](data_root(root), download)
+    for what, value in (("n_train", n_train), ("n_test", n_test), ("size", size)):
+        _check_whole(what, value)
+    if size is not None and size < 1:
+        raise ValueError(f"size={size} must be a positive number of pixels")
+    if corruption == "randX" and p > 0 and n_train is not None and n_train < 2:
+        raise ValueError(f"randX needs at least 2 training examples (n_train={n_train}): its noise has the "
+                         f"per-feature mean and standard deviation of the training set, which one example does not define")
+    x_tr, y_tr, x_te, y_te, classes = LOADERS[name](data_root(root), download)
     k = len(classes)
+    for split, y in (("training", y_tr), ("test", y_te)):
+        y = np.asarray(y)
+        if y.size and (not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= k):
+            found = f"{y.min()}..{y.max()}" if np.issubdtype(y.dtype, np.number) else f"dtype {y.dtype}"
+            raise DataCorruptError(f"{name}: the {split} labels in {source(name, data_root(root))} are not all in "
+                                   f"0..{k - 1} ({k} classes; found {found}): the file is corrupt or holds other data")
     for what, n, avail in (("n_train", n_train, len(x_tr)), ("n_test", n_test, len(x_te))):
         if n is not None and not 1 <= n <= avail:
             raise ValueError(f"{what}={n} is out of range: {name} has {avail} examples in that split; "
                              f"ask for 1..{avail}, or use a larger data set")
+    native = tuple(x_tr.shape[2:])
+    if size is not None and size > min(native):
+        raise ValueError(f"size={size} is larger than the native resolution of {name}, {'×'.join(map(str, native))}: "
+                         f"size only downscales (area averaging); ask for 1..{min(native)}, or size=None for the native size")
     x_tr, x_te = torch.from_numpy(x_tr[:n_train]), torch.from_numpy(x_te[:n_test])
     y_tr, y_te = (torch.as_tensor(np.asarray(y), dtype=torch.int64) for y in (y_tr[:n_train], y_te[:n_test]))
+    if corruption == "randX" and p > 0 and len(x_tr) < 2:
+        raise ValueError(f"randX needs at least 2 training examples ({name} has {len(x_tr)}): its noise has the "
+                         f"per-feature mean and standard deviation of the training set, which one example does not define")
     if size is not None:
-        if size < 1:
-            raise ValueError(f"size={size} must be a positive number of pixels")
         x_tr, x_te = downscale(x_tr, size), downscale(x_te, size)
     g = torch.Generator().manual_seed(seed)
     idx = corrupted_indices(len(x_tr), p if corruption else 0.0, g)

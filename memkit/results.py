@@ -20,6 +20,7 @@ import math
 import operator
 import os
 import platform
+import re
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -137,6 +138,21 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Pat
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+#: The name of a temporary file of :func:`atomic_write`: ``.<stem>.<8 random characters><suffix>``.
+_TEMP = re.compile(r"^\.[^/]+\.[a-z0-9_]{8}(\.[^./]+)?$")
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that :func:`atomic_write` left in ``folder`` when its process
+    was killed mid-write (hidden ``.<stem>.XXXXXXXX<suffix>`` files); return what was deleted.
+    Call it only when no other process is writing there."""
+    folder = Path(folder)
+    stale = [f for f in folder.iterdir() if f.is_file() and _TEMP.match(f.name)] if folder.is_dir() else []
+    for f in stale:
+        f.unlink(missing_ok=True)
+    return stale
 
 
 def project_root(start: str | os.PathLike | None = None) -> Path:

@@ -203,3 +203,16 @@ def test_summary_counts_censored_runs():
     summary = times([[3, 50], [4, 5]], [[1, 0], [1, 1]]).summary()
     assert summary == {"epochs": [[3, 50], [4, 5]], "converged": [[True, False], [True, True]], "budget": 50,
                        "runs": 4, "censored": 1}
+
+
+def test_sweeps_show_progress_when_asked(capsys):
+    """Notebook 03 passes progress=True: a bar over the widths and one over the settings."""
+    st = toy_stack()
+    cap.capacity_sweep(st, [2, 4], training.SGD(lr=0.1, batch_size=8), depth=1, n_seeds=1, epochs=1, log=None,
+                       progress=True)
+    assert "toy capacity:   0%|" in capsys.readouterr().err  # a bar (leave=False: cleared when done)
+    cap.capacity_sweep(st, [2], training.SGD(lr=0.1, batch_size=8), depth=1, n_seeds=1, epochs=1, log=None)
+    assert capsys.readouterr().err == ""
+    cap.convergence_sweep("digits", [data.REAL], training.SGD(0.1, 8), sizes=[20], widths=[4], n_fixed=20,
+                          width_fixed=4, depth=1, n_seeds=1, budget=1, log=None, progress=True)
+    assert "digits time to fit:   0%|" in capsys.readouterr().err
