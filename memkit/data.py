@@ -284,20 +284,21 @@ def load(name: str, *, n_train: int | None = None, n_test: int | None = None,
     if size is not None and size > min(native):
         raise ValueError(f"size={size} is larger than the native resolution of {name}, {'×'.join(map(str, native))}: "
                          f"size only downscales (area averaging); ask for 1..{min(native)}, or size=None for the native size")
-    x_tr, x_te = torch.from_numpy(x_tr[:n_train]), torch.from_numpy(x_te[:n_test])
-    y_tr, y_te = (torch.as_tensor(np.asarray(y), dtype=torch.int64) for y in (y_tr[:n_train], y_te[:n_test]))
-    if corruption == "randX" and p > 0 and len(x_tr) < 2:
-        raise ValueError(f"randX needs at least 2 training examples ({name} has {len(x_tr)}): its noise has the "
+    x_train, x_test = torch.from_numpy(x_tr[:n_train]), torch.from_numpy(x_te[:n_test])
+    y_train, y_test = (torch.as_tensor(np.asarray(y), dtype=torch.int64) for y in (y_tr[:n_train], y_te[:n_test]))
+    if corruption == "randX" and p > 0 and len(x_train) < 2:
+        raise ValueError(f"randX needs at least 2 training examples ({name} has {len(x_train)}): its noise has the "
                          f"per-feature mean and standard deviation of the training set, which one example does not define")
     if size is not None:
-        x_tr, x_te = downscale(x_tr, size), downscale(x_te, size)
+        x_train, x_test = downscale(x_train, size), downscale(x_test, size)
     g = torch.Generator().manual_seed(seed)
-    idx = corrupted_indices(len(x_tr), p if corruption else 0.0, g)
-    x_c = rand_x(x_tr, idx, g) if corruption == "randX" else x_tr
-    y_c = rand_y(y_tr, idx, k, g) if corruption == "randY" else y_tr
+    idx = corrupted_indices(len(x_train), p if corruption else 0.0, g)
+    x_c = rand_x(x_train, idx, g) if corruption == "randX" else x_train
+    y_c = rand_y(y_train, idx, k, g) if corruption == "randY" else y_train
     if standardized:
-        x_c, x_te = standardize(x_c, x_te)
-    return Dataset(name, x_c.contiguous(), y_c, x_te.contiguous(), y_te, k, idx, y_tr, corruption, float(p), classes)
+        x_c, x_test = standardize(x_c, x_test)
+    return Dataset(name, x_c.contiguous(), y_c, x_test.contiguous(), y_test, k, idx, y_train, corruption, float(p),
+                   classes)
 
 
 def cscores(name: str, root: str | os.PathLike | None = None) -> np.ndarray | None:

@@ -16,6 +16,8 @@ import contextlib
 import copy
 from collections.abc import Callable, Iterator, Sequence
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -54,7 +56,7 @@ class Ensemble:
         n_models = len(factories) if factories is not None else n_models
         if n_models is None or n_models < 1:
             raise ValueError(f"n_models={n_models}: an ensemble needs at least one model")
-        self.factories = factories or [factory] * n_models
+        self.factories = factories or [cast(Factory, factory)] * n_models
         self.device = pick_device(device)
         self.seeds = member_seeds(seed, n_models)
         models = [init_model(f, s) for f, s in zip(self.factories, self.seeds)]
@@ -156,7 +158,7 @@ class Ensemble:
                     g = g + weight_decay.view(shape) * p
                 elif weight_decay:
                     g = g.add(p, alpha=weight_decay)
-                if momentum:
+                if momentum and velocity is not None:  # velocity is required with momentum (checked above)
                     buf = velocity.get(name)
                     g = velocity[name] = g.clone() if buf is None else buf.mul_(momentum).add_(g)
                 if frozen:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,7 @@ def save_figure(fig: plt.Figure, name: str, profile: str, formats: tuple[str, ..
     """Save ``fig`` as ``figures/<profile>/<name>.<fmt>`` for each format, atomically (a
     temporary file renamed into place), and return the paths."""
     out = project_root() / "figures" / profile
-    return [atomic_write(out / f"{name}.{fmt}",
-                         lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight"))
+    return [atomic_write(out / f"{name}.{fmt}", partial(fig.savefig, format=fmt, dpi=dpi, bbox_inches="tight"))
             for fmt in formats]
 
 

@@ -82,6 +82,9 @@ class _Noise(nn.Module):
     """A layer that draws random numbers in training mode: buffers ``rate`` (0-d float) and ``key``
     (0-d int64, drawn from torch's generator); ``step`` is set by the trainer (:func:`set_noise_step`)."""
 
+    rate: torch.Tensor
+    key: torch.Tensor
+
     def __init__(self, rate: float, name: str, high: float) -> None:
         super().__init__()
         if not 0.0 <= rate < high:

@@ -9,6 +9,7 @@ uses it to run every notebook in the ``test`` profile under nbval.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from memkit.data import DATASETS
@@ -96,10 +97,10 @@ def _same_type(value: Any, like: Any) -> bool:
     return type(value) is type(like)
 
 
-def resolve_datasets(dataset: str | list[str] | None, default: list[str]) -> list[str]:
+def resolve_datasets(dataset: str | Sequence[str] | None, default: Sequence[str]) -> list[str]:
     """The data sets to run: ``default`` when ``dataset`` is ``None``, else ``dataset`` (one
     name or a list), each checked against :data:`memkit.data.DATASETS`."""
-    names = default if dataset is None else [dataset] if isinstance(dataset, str) else list(dataset)
+    names = list(default) if dataset is None else [dataset] if isinstance(dataset, str) else list(dataset)
     for n in names:
         if n not in DATASETS:
             raise ValueError(f"unknown data set {n!r}; choose one of {', '.join(DATASETS)}")

@@ -120,7 +120,7 @@ def check(claims: Iterable[Claim], profile: str) -> None:
         raise AssertionError(f"claims that did not hold in the {profile} profile: {', '.join(failed)}")
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
     """Write a file so that it is either whole or absent: ``write(tmp)`` writes a temporary file
     in the same folder, which is then renamed onto ``path`` (a crash or Ctrl-C leaves no
     half-written file). Creates the folder. Returns ``path``."""

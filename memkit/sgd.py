@@ -97,7 +97,7 @@ class SGD:
         run of ``total_steps`` updates with ``steps_per_epoch`` updates per epoch."""
         if self.schedule == "cosine":
             return 0.5 * (1 + math.cos(math.pi * step / total_steps))
-        if self.schedule == "step":
+        if self.schedule == "step" and self.step_epochs is not None:  # validated: given with "step"
             return 0.5 ** (step // (self.step_epochs * steps_per_epoch))
         return 1.0
 

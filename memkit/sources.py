@@ -18,6 +18,7 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -100,7 +101,7 @@ def _idx_file_ok(path: Path) -> bool:
     return path.stat().st_size == 4 + len(dims) + int(np.prod(shape)) * _IDX_ITEMSIZE[head[2]]
 
 
-def _bad_file(cls, root: Path, files: list[str]) -> Path | None:
+def _bad_file(cls: Any, root: Path, files: list[str]) -> Path | None:
     """The first of ``files`` (all present) that is truncated or corrupt, when that can be told."""
     from torchvision.datasets.utils import check_integrity
 
@@ -127,10 +128,11 @@ class _Created:
         for d in sorted(self.before, key=lambda d: len(d.parts), reverse=True):  # deepest first
             if not d.is_dir():
                 continue
-            if self.before[d] is None:
+            before = self.before[d]
+            if before is None:
                 shutil.rmtree(d, ignore_errors=True)
                 continue
-            for name in set(os.listdir(d)) - self.before[d]:
+            for name in set(os.listdir(d)) - before:
                 new = d / name
                 shutil.rmtree(new, ignore_errors=True) if new.is_dir() and not new.is_symlink() else new.unlink(missing_ok=True)
 
@@ -159,7 +161,7 @@ def _torchvision(cls_name: str, folder: str) -> Callable[[Path, bool], Raw]:
                 f"({'truncated or corrupt' if bad else type(err).__name__ + ': ' + str(err)}); "
                 f"delete it to download it again, or copy it again from a good source.") from err
 
-        def arrays(ds):
+        def arrays(ds: Any) -> tuple[np.ndarray, np.ndarray]:
             x = np.asarray(ds.data, dtype=np.float32) / 255.0
             x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)  # to (N, C, H, W)
             return x, np.asarray(ds.targets)

@@ -70,12 +70,13 @@ def train_single(factory: Factory, x: torch.Tensor, y: torch.Tensor, sgd: SGD, *
     xb, yb) -> (xb, yb)`` sees each batch ``(B, ...)`` before its update; ``callback(model, step)``
     runs before the first update and after every one; returning ``True`` stops training.
     """
-    if sgd.n_members is not None:
+    if isinstance(sgd.lr, tuple) or isinstance(sgd.weight_decay, tuple):
         raise ValueError(f"train_single trains one model: lr={sgd.lr}, weight_decay={sgd.weight_decay} give one "
                          "per member; pass sgd.member(i)")
+    lr = sgd.lr
     device = pick_device(device)
     model = init_model(factory, seed).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=sgd.lr, momentum=sgd.momentum, weight_decay=sgd.weight_decay)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=sgd.momentum, weight_decay=sgd.weight_decay)
     x, y = x.to(device), y.to(device)
     per_epoch = steps_per_epoch(len(x), sgd.batch_size)
     total = sgd.epochs * per_epoch
@@ -88,7 +89,7 @@ def train_single(factory: Factory, x: torch.Tensor, y: torch.Tensor, sgd: SGD, *
         for b, idx in enumerate(next(orders)[0].to(device).split(sgd.batch_size)):
             if sgd.schedule != "constant":
                 for group in opt.param_groups:
-                    group["lr"] = sgd.lr * sgd.lr_factor(state.step, total, per_epoch)
+                    group["lr"] = lr * sgd.lr_factor(state.step, total, per_epoch)
             xb, yb = x[idx], y[idx]
             if gen is not None:
                 xb = augment_batch(xb, gen)
@@ -132,12 +133,12 @@ class Seeds:
 
     @property
     def device(self) -> torch.device:
-        return self.ensemble.device if self.batched else next(self.modules[0].parameters()).device
+        return self.ensemble.device if self.ensemble is not None else next(self.modules[0].parameters()).device
 
     def forward(self, xs: torch.Tensor) -> torch.Tensor:
         """Logits ``(S', B, K)`` of per-member inputs ``xs`` ``(S', B, *input_shape)``, in eval mode,
         differentiable with respect to the weights and to ``xs`` (e.g. for LASS)."""
-        if self.batched:
+        if self.ensemble is not None:
             return self.ensemble.forward(xs)
         outs = []
         for m, xb in zip(self.modules, xs):
@@ -148,7 +149,7 @@ class Seeds:
     @torch.no_grad()
     def logits(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
         """Logits ``(S', N, K)`` of every model on the same inputs ``x`` ``(N, *input_shape)``, in eval mode."""
-        if self.batched:
+        if self.ensemble is not None:
             return self.ensemble.logits(x, batch_size)
         x = x.to(self.device)
         outs = []
@@ -167,7 +168,7 @@ class Seeds:
         """``(S', N)`` bool: whether each model classifies each example as ``y`` says. With
         ``data_index`` ``(S,)`` (as in :func:`train_seeds`) member ``s`` is scored on data set
         ``data_index[s]`` of ``x`` ``(D, N, ...)``, ``y`` ``(D, N)``."""
-        if self.batched:
+        if self.ensemble is not None:
             return self.ensemble.correct(x, y, batch_size, data_index)
         x, y = x.to(self.device), y.to(self.device)
         if data_index is None:
@@ -184,7 +185,7 @@ class Seeds:
         """Member ``i`` (an index in :attr:`members`) as a plain ``nn.Module`` (a copy when batched)."""
         if i not in self.members:
             raise IndexError(f"member {i} is not in this view; its members are {self.members}")
-        return self.ensemble.member(i) if self.batched else self.modules[self.members.index(i)]
+        return self.ensemble.member(i) if self.ensemble is not None else self.modules[self.members.index(i)]
 
     def state_dicts(self) -> list[dict[str, torch.Tensor]]:
         """One state dict per member (CPU tensors), loadable into the factory's model."""
@@ -250,6 +251,15 @@ def train_seeds(factory: Factory | Sequence[Factory], x: torch.Tensor, y: torch.
     return view
 
 
+def _one_model_hook(hook: Hook, view: Callable[[nn.Module], Seeds]
+                    ) -> Callable[[nn.Module, Step, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """``hook`` (which sees a Seeds view and ``(S', B, ...)`` batches) as train_single's hook of one model."""
+    def on_batch(m: nn.Module, st: Step, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ys = hook(view(m), _rows(st), xb[None], yb[None])
+        return xs[0], ys[0]
+    return on_batch
+
+
 def _rows(step: Step) -> Step:
     """A one-model step with its batch as a ``(1, B)`` row, as a batched step's ``(S, B)``."""
     return replace(step, batch=None if step.batch is None else step.batch[None])
@@ -273,12 +283,7 @@ def _loop(factories: list[Factory], x: torch.Tensor, y: torch.Tensor, sgd: SGD, 
                 bar.update(st.step > 0)
                 return callback(view(m), _rows(st)) if callback else None
 
-            def on_batch(m: nn.Module, st: Step, xb: torch.Tensor,
-                         yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-                xs, ys = hook(view(m), _rows(st), xb[None], yb[None])
-                return xs[0], ys[0]
-
             xi, yi = (x, y) if rows is None else (x[rows[i]], y[rows[i]])
             modules.append(train_single(f, xi, yi, sgd.member(i), seed=s, device=device, callback=on_step,
-                                        hook=on_batch if hook else None))
+                                        hook=None if hook is None else _one_model_hook(hook, view)))
     return Seeds(range(len(seeds)), seeds, modules=modules)
