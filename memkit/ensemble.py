@@ -170,6 +170,17 @@ class Ensemble:
         return losses.detach()
 
 
+def subset_rows(subsets: torch.Tensor, n_models: int, n: int) -> torch.Tensor:
+    """``subsets`` checked: ``(S, M)`` int64 indices into ``n`` examples, one row per member."""
+    subsets = torch.as_tensor(subsets, dtype=torch.int64)
+    if subsets.ndim != 2 or len(subsets) != n_models or subsets.shape[1] < 1:
+        raise ValueError(f"subsets has shape {tuple(subsets.shape)}; it needs one row of example indices per "
+                         f"member, shape ({n_models}, M) with M >= 1")
+    if not 0 <= int(subsets.min()) <= int(subsets.max()) < n:
+        raise ValueError(f"subsets must index the {n} training examples: every entry in 0..{n - 1}")
+    return subsets
+
+
 def data_rows(data_index: torch.Tensor, n_models: int, n_sets: int) -> torch.Tensor:
     """``data_index`` checked and shaped ``(S, 1)`` for indexing ``(D, N, ...)`` data."""
     data_index = torch.as_tensor(data_index, dtype=torch.int64)
@@ -192,7 +203,8 @@ def _per_member(value: float | tuple[float, ...], factor: float, device: torch.d
 def fit(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, sgd: SGD, *,
         callback: Callable[[Ensemble, Step], bool | None] | None = None,
         hook: Callable[[Ensemble, Step, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
-        progress: bool = False, desc: str | None = None, data_index: torch.Tensor | None = None) -> Step:
+        progress: bool = False, desc: str | None = None, data_index: torch.Tensor | None = None,
+        subsets: torch.Tensor | None = None) -> Step:
     """Train every member of ``ens`` with ``sgd`` on ``(x, y)`` for up to ``sgd.epochs`` epochs.
 
     Each member visits the ``N`` training examples in its own order every epoch, in mini-batches
@@ -209,10 +221,17 @@ def fit(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, sgd: SGD, *,
     ``data_index`` (``(S,)`` int64) lets the members train on different data sets of the same
     size, e.g. one per noise level: ``x`` is then ``(D, N, *input_shape)``, ``y`` is ``(D, N)``,
     and member ``i`` trains on data set ``data_index[i]``.
+
+    ``subsets`` (``(S, M)`` int64) lets member ``i`` train on the examples ``subsets[i]`` of
+    ``(x, y)`` only (e.g. a random half, for held-out estimates): each epoch visits its M examples
+    in the member's own order; ``step.batch`` holds indices into ``x``.
     """
     x, y = x.to(ens.device), y.to(ens.device)
     rows = None if data_index is None else data_rows(data_index, len(ens), len(x)).to(ens.device)
     n = len(x) if rows is None else x.shape[1]
+    if subsets is not None:
+        subsets = subset_rows(subsets, len(ens), n).to(ens.device)
+        n = subsets.shape[1]
     per_epoch = steps_per_epoch(n, sgd.batch_size)
     total = sgd.epochs * per_epoch
     if sgd.n_members not in (None, len(ens)):
@@ -229,6 +248,8 @@ def fit(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, sgd: SGD, *,
     try:
         for epoch in range(sgd.epochs):
             order = next(orders).to(ens.device)
+            if subsets is not None:
+                order = subsets.gather(1, order)
             for b, idx in enumerate(order.split(sgd.batch_size, dim=1)):
                 xb, yb = (x[idx], y[idx]) if rows is None else (x[rows, idx], y[rows, idx])
                 if gens:

@@ -20,7 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from memkit.device import pick_device
-from memkit.ensemble import Ensemble, data_rows, fit
+from memkit.ensemble import Ensemble, data_rows, fit, subset_rows
 from memkit.models import needs_loop, set_noise_step
 from memkit.sgd import SGD, Factory, Step, augment_batch, data_orders, init_model, member_seeds, steps_per_epoch
 
@@ -206,8 +206,8 @@ def _factories(factory: Factory | Sequence[Factory], n_seeds: int | None) -> lis
 def train_seeds(factory: Factory | Sequence[Factory], x: torch.Tensor, y: torch.Tensor, sgd: SGD, *,
                 n_seeds: int | None, seed: int = 0, device: str | torch.device | None = None,
                 callback: Callback | None = None, hook: Hook | None = None,
-                data_index: torch.Tensor | None = None, progress: bool = False, desc: str | None = None,
-                batched: bool | None = None) -> Seeds:
+                data_index: torch.Tensor | None = None, subsets: torch.Tensor | None = None,
+                progress: bool = False, desc: str | None = None, batched: bool | None = None) -> Seeds:
     """Train S seeds of a model with ``sgd`` on ``(x, y)``; member ``i`` has seed ``member_seeds(seed, S)[i]``.
 
     Args:
@@ -216,6 +216,8 @@ def train_seeds(factory: Factory | Sequence[Factory], x: torch.Tensor, y: torch.
         x: ``(N, *input_shape)`` inputs, ``y``: ``(N,)`` int64 labels; with ``data_index``
             ``(S,)`` int64, ``x`` is ``(D, N, ...)`` and ``y`` ``(D, N)``: member ``i`` trains on
             data set ``data_index[i]``.
+        subsets: ``(S, M)`` int64: member ``i`` trains on the examples ``subsets[i]`` only (e.g.
+            random halves for held-out estimates); ``step.batch`` holds indices into ``x``.
         sgd: the optimiser (per-member ``lr``/``weight_decay`` tuples of length S allowed).
         n_seeds: S (``None`` with a sequence of factories).
         callback: ``callback(models, step)`` before the first update and after every update;
@@ -242,36 +244,43 @@ def train_seeds(factory: Factory | Sequence[Factory], x: torch.Tensor, y: torch.
                          "set augment=False")
     if batched is False or loop:
         return _loop(factories, x, y, sgd, seed=seed, device=device, callback=callback, hook=hook,
-                     data_index=data_index, progress=progress, desc=desc)
+                     data_index=data_index, subsets=subsets, progress=progress, desc=desc)
     ens = Ensemble(factories, seed=seed, device=device)
     view = Seeds(range(s), ens.seeds, ensemble=ens)
-    fit(ens, x, y, sgd, data_index=data_index, progress=progress, desc=desc,
+    fit(ens, x, y, sgd, data_index=data_index, subsets=subsets, progress=progress, desc=desc,
         callback=(lambda _, st: callback(view, st)) if callback else None,
         hook=(lambda _, st, xb, yb: hook(view, st, xb, yb)) if hook else None)
     return view
 
 
-def _one_model_hook(hook: Hook, view: Callable[[nn.Module], Seeds]
+def _one_model_hook(hook: Hook, view: Callable[[nn.Module], Seeds], subset: torch.Tensor | None
                     ) -> Callable[[nn.Module, Step, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """``hook`` (which sees a Seeds view and ``(S', B, ...)`` batches) as train_single's hook of one model."""
     def on_batch(m: nn.Module, st: Step, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        xs, ys = hook(view(m), _rows(st), xb[None], yb[None])
+        xs, ys = hook(view(m), _rows(st, subset), xb[None], yb[None])
         return xs[0], ys[0]
     return on_batch
 
 
-def _rows(step: Step) -> Step:
-    """A one-model step with its batch as a ``(1, B)`` row, as a batched step's ``(S, B)``."""
-    return replace(step, batch=None if step.batch is None else step.batch[None])
+def _rows(step: Step, subset: torch.Tensor | None = None) -> Step:
+    """A one-model step with its batch as a ``(1, B)`` row, as a batched step's ``(S, B)``; with the
+    model's ``subset`` of the training set, as indices into the whole training set."""
+    if step.batch is None:
+        return step
+    return replace(step, batch=(step.batch if subset is None else subset.to(step.batch.device)[step.batch])[None])
 
 
 def _loop(factories: list[Factory], x: torch.Tensor, y: torch.Tensor, sgd: SGD, *, seed: int,
           device: str | torch.device | None, callback: Callback | None, hook: Hook | None,
-          data_index: torch.Tensor | None, progress: bool, desc: str | None) -> Seeds:
+          data_index: torch.Tensor | None, subsets: torch.Tensor | None, progress: bool,
+          desc: str | None) -> Seeds:
     """One seed after another with :func:`train_single` (each a one-member :class:`Seeds` view)."""
     seeds = member_seeds(seed, len(factories))
     rows = None if data_index is None else data_rows(data_index, len(factories), len(x))[:, 0].tolist()
     n = len(x) if rows is None else x.shape[1]
+    if subsets is not None:
+        subsets = subset_rows(subsets, len(factories), n)
+        n = subsets.shape[1]
     modules = []
     with tqdm(total=len(seeds) * sgd.epochs * steps_per_epoch(n, sgd.batch_size), desc=desc,
               disable=not progress, leave=False) as bar:
@@ -279,11 +288,15 @@ def _loop(factories: list[Factory], x: torch.Tensor, y: torch.Tensor, sgd: SGD, 
             def view(m: nn.Module, i: int = i, s: int = s) -> Seeds:
                 return Seeds([i], [s], modules=[m])
 
-            def on_step(m: nn.Module, st: Step) -> bool | None:
+            subset = None if subsets is None else subsets[i]
+
+            def on_step(m: nn.Module, st: Step, subset: torch.Tensor | None = subset) -> bool | None:
                 bar.update(st.step > 0)
-                return callback(view(m), _rows(st)) if callback else None
+                return callback(view(m), _rows(st, subset)) if callback else None
 
             xi, yi = (x, y) if rows is None else (x[rows[i]], y[rows[i]])
+            if subset is not None:
+                xi, yi = xi[subset.to(xi.device)], yi[subset.to(yi.device)]
             modules.append(train_single(f, xi, yi, sgd.member(i), seed=s, device=device, callback=on_step,
-                                        hook=None if hook is None else _one_model_hook(hook, view)))
+                                        hook=None if hook is None else _one_model_hook(hook, view, subset)))
     return Seeds(range(len(seeds)), seeds, modules=modules)

@@ -297,6 +297,34 @@ def test_data_index_in_both_paths(digits):
     assert torch.equal(*(r.correct(x, y, data_index=index) for r in runs))
 
 
+def test_subsets_in_both_paths_train_each_member_on_its_own_examples(digits):
+    """Member i sees only subsets[i] (e.g. random halves for held-out scores), batched or one by one."""
+    x, y = digits.x_train[:120], digits.y_train[:120]
+    g = torch.Generator().manual_seed(0)
+    subsets = torch.stack([torch.randperm(120, generator=g)[:60] for _ in range(3)])
+    factory = lambda: models.mlp(digits.input_shape, [8], 10)  # noqa: E731
+    seen = [[set() for _ in range(3)] for _ in range(2)]
+
+    def record(path):
+        def callback(models, step):
+            for row, i in enumerate(models.members):
+                if step.batch is not None:
+                    seen[path][i].update(step.batch[row].tolist())
+        return callback
+
+    runs = [training.train_seeds(factory, x, y, training.SGD(lr=0.1, batch_size=16, epochs=2), n_seeds=3,
+                                 device="cpu", subsets=subsets, callback=record(k), batched=b)
+            for k, b in enumerate((None, False))]
+    assert runs[0].batched and not runs[1].batched
+    for path in seen:
+        assert [s == set(subsets[i].tolist()) for i, s in enumerate(path)] == [True] * 3
+    for i in range(3):
+        for a, b in zip(runs[0].member(i).parameters(), runs[1].member(i).parameters()):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="every entry in 0..119"):
+        training.train_seeds(factory, x, y, training.SGD(lr=0.1, batch_size=16), n_seeds=3, subsets=subsets + 100)
+
+
 @pytest.mark.parametrize("bad, message", [
     (dict(lr=0.0), "lr=0.0: every value must be > 0"),
     (dict(lr=(0.1, -1.0)), "one per member"),
