@@ -15,19 +15,20 @@ D learns had nothing to do with which ones M can learn, R± would stay at 1; the
 peaks early in training and settles slowly to a value above 1.
 
 The module has three parts: T and its ratios (:func:`contingency`, :func:`r_plus`,
-:func:`r_minus`, :func:`r_pm`); fitting M with scikit-learn (:func:`fit_svm`, :func:`fit_forest`);
-and D (built by :func:`memkit.models.factory`: the 2-layer CNN, or DenseNet121 / ResNet101 adapted to 32×32;
-:func:`train_tracked`, which trains S seeds of D and records their test-set correctness at the
-steps of :func:`step_grid`).
+:func:`r_minus`, :func:`r_pm`); D's training with T tracked (D built by
+:func:`memkit.models.factory`: the 2-layer CNN, or DenseNet121 / ResNet101 for 32×32;
+:func:`train_tracked` records the test-set correctness of S seeds at the steps of
+:func:`log_step_grid`); and the curves, their figure and the claims. M, the shallow model, is
+fitted by :func:`memkit.estimators.fit_shallow`.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -121,207 +122,30 @@ def r_pm(t: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
-# M: shallow models fitted with scikit-learn
-# ---------------------------------------------------------------------------------------------
-
-ShallowKind = Literal["svm", "rf"]
-#: The shallow models of the paper, by the short names used in settings, figures and results.
-SHALLOW = {"svm": "SVM (RBF kernel)", "rf": "random forest"}
-
-
-@dataclass
-class Shallow:
-    """A fitted shallow model M.
-
-    Attributes:
-        kind: ``"svm"`` or ``"rf"`` (see :data:`SHALLOW`).
-        model: the fitted scikit-learn estimator; it takes flattened inputs ``(N, C·L…)``.
-        n_fit: the number of training examples it was fitted on.
-        fit_s: wall-clock seconds the fit took.
-        details: how it was fitted (method, hyper-parameters, the forest's out-of-bag history).
-    """
-
-    kind: str
-    model: Any
-    n_fit: int
-    fit_s: float
-    details: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return SHALLOW[self.kind]
-
-    def correct(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """``(N,)`` bool on the CPU: whether M classifies each example of ``(x, y)`` correctly."""
-        return torch.from_numpy(self.model.predict(flatten(x)) == y.cpu().numpy())
-
-
-def flatten(x: torch.Tensor) -> np.ndarray:
-    """Inputs ``(N, C, *spatial)`` as the ``(N, C·∏spatial)`` float32 array scikit-learn expects."""
-    return x.flatten(1).cpu().numpy()
-
-
-def subsample(n: int, n_fit: int | None, seed: int) -> np.ndarray:
-    """Sorted indices of ``n_fit`` of ``n`` examples drawn without replacement (all when ``None``
-    or ``n_fit >= n``)."""
-    if n_fit is not None and n_fit < 1:
-        raise ValueError(f"n_fit={n_fit}: fit M on at least one example, or pass None for all")
-    if n_fit is None or n_fit >= n:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, n_fit, replace=False))
-
-
-def rbf_gamma(x: np.ndarray) -> float:
-    """The RBF width γ = 1 / (d · Var(x)) for kernel exp(−γ‖a − b‖²): scikit-learn's
-    ``gamma="scale"``, computed here so that the exact and the approximate SVM share it."""
-    return 1.0 / (x.shape[1] * float(x.var()))
-
-
-def fit_svm(x: torch.Tensor, y: torch.Tensor, *, C: float = 1.0, n_fit: int | None = None,
-            n_components: int | None = None, seed: int = 0, n_jobs: int | None = -1) -> Shallow:
-    """M = an SVM with RBF kernel, γ = 1/(d·Var x) (scikit-learn's ``"scale"``) and ``C``.
-
-    The paper gives no hyper-parameters; scikit-learn's defaults (C = 1, γ = "scale") on MNIST
-    match its reported 97.92% (see the notebook).
-
-    At scale the exact SVM (libsvm, ``sklearn.svm.SVC``, one-vs-one) is slow: fitting grows
-    roughly quadratically with the number of examples and prediction with the number of support
-    vectors, on one CPU core. Two ways out, both parameters:
-
-    - ``n_fit``: fit on a random subsample of that many training examples (``None``: all);
-    - ``n_components``: replace the kernel by a Nyström approximation with that many landmark
-      examples (``sklearn.kernel_approximation.Nystroem``) followed by linear SVMs (``LinearSVC``,
-      one-vs-rest, the classes fitted in parallel on ``n_jobs`` threads); linear in the number
-      of examples.
-
-    Measured on a CPU (test accuracy): MNIST, exact on subsamples of 2500 / 5000 / 10000
-    examples 94.3 / 95.3 / 96.4%, Nyström on all 60000 with 1000 / 3000 components 97.1 / 97.7%
-    (the paper: 97.92%); the CIFAR-10 subset (4000 images), exact 40.6%, Nyström with 1000 / 3000
-    components 42.4 / 45.3%.
-
-    ``x``: ``(N, C, *spatial)`` training inputs; ``y``: ``(N,)`` labels.
-    """
-    from joblib import parallel_config
-    from sklearn.kernel_approximation import Nystroem
-    from sklearn.multiclass import OneVsRestClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.svm import SVC, LinearSVC
-
-    idx = subsample(len(x), n_fit, seed)
-    xs, ys = flatten(x)[idx], y.cpu().numpy()[idx]
-    gamma = rbf_gamma(xs)
-    if n_components is None:
-        model, method = SVC(C=C, gamma=gamma, cache_size=1000), "exact RBF SVM (libsvm)"
-    else:
-        if n_components < 1:
-            raise ValueError(f"n_components={n_components}: the Nyström approximation needs at least one "
-                             "landmark; pass None for the exact SVM")
-        model = make_pipeline(Nystroem(gamma=gamma, n_components=min(n_components, len(xs)), random_state=seed),
-                              OneVsRestClassifier(LinearSVC(C=C, random_state=seed), n_jobs=n_jobs))
-        method = f"Nyström RBF approximation ({min(n_components, len(xs))} components) + linear SVM"
-    t0 = time.perf_counter()
-    with parallel_config(backend="threading"):  # liblinear releases the GIL: threads, no process start-up
-        model.fit(xs, ys)
-    return Shallow("svm", model, len(idx), time.perf_counter() - t0,
-                   {"method": method, "C": C, "gamma": gamma, "n_components": n_components})
-
-
-def fit_forest(x: torch.Tensor, y: torch.Tensor, *, chunk: int = 20, tol: float = 0.005,
-               max_trees: int = 500, n_fit: int | None = None, seed: int = 0,
-               n_jobs: int | None = -1) -> Shallow:
-    """M = a random forest (scikit-learn defaults: √d features per split, fully grown trees)
-    with early stopping on the number of trees.
-
-    The paper says "random forests with early stopping" and no more. Our rule: grow the forest
-    ``chunk`` trees at a time and stop as soon as the out-of-bag accuracy (each training example
-    scored by the trees that did not see it, so no held-out data is needed) rises by less than
-    ``tol`` over the last chunk, or at ``max_trees``. ``details["oob"]`` holds the
-    ``(n_trees, oob_accuracy)`` history.
-
-    ``x``: ``(N, C, *spatial)``; ``y``: ``(N,)``; ``n_fit`` subsamples as in :func:`fit_svm`.
-    """
-    from sklearn.ensemble import RandomForestClassifier
-
-    if chunk < 1 or max_trees < chunk:
-        raise ValueError(f"chunk={chunk}, max_trees={max_trees}: need 1 <= chunk <= max_trees")
-    idx = subsample(len(x), n_fit, seed)
-    xs, ys = flatten(x)[idx], y.cpu().numpy()[idx]
-    forest = RandomForestClassifier(n_estimators=0, warm_start=True, oob_score=True,
-                                    random_state=seed, n_jobs=n_jobs)
-    history: list[tuple[int, float]] = []
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():  # a first small chunk leaves a few examples without OOB votes
-        warnings.filterwarnings("ignore", message="Some inputs do not have OOB scores")
-        for n_trees in range(chunk, max_trees + 1, chunk):
-            forest.set_params(n_estimators=n_trees).fit(xs, ys)
-            history.append((n_trees, float(forest.oob_score_)))
-            if len(history) > 1 and history[-1][1] - history[-2][1] < tol:
-                break
-    return Shallow("rf", forest, len(idx), time.perf_counter() - t0,
-                   {"method": f"random forest, early stopping: +{chunk} trees while OOB accuracy rises by >= {tol}",
-                    "n_trees": history[-1][0], "oob": history})
-
-
-def fit_shallow(kind: ShallowKind, x: torch.Tensor, y: torch.Tensor, *, seed: int = 0,
-                **options: Any) -> Shallow:
-    """Fit M of kind ``"svm"`` (:func:`fit_svm`) or ``"rf"`` (:func:`fit_forest`) with ``options``."""
-    fitters: dict[str, Callable[..., Shallow]] = {"svm": fit_svm, "rf": fit_forest}
-    if kind not in fitters:
-        raise ValueError(f"unknown shallow model {kind!r}; use one of {', '.join(SHALLOW)}")
-    return fitters[kind](x, y, seed=seed, **options)
-
-
-# ---------------------------------------------------------------------------------------------
 # D: training with T tracked on a grid of steps
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """How D is trained; the paper publishes none of it, so every field is our choice.
-
-    Attributes:
-        arch: one of :data:`memkit.models.ARCHS`, built with its default options (``"cnn"``: the
-            paper's 2-layer CNN).
-        sgd: the optimiser (:class:`memkit.training.SGD`; its ``epochs`` are set by
-            :func:`train_tracked`), e.g. a ``"cosine"`` schedule and ``augment`` (random crops and
-            horizontal flips, images only) for the 32×32 networks.
-    """
-
-    arch: str = "cnn"
-    sgd: SGD = SGD(lr=0.01, batch_size=64, momentum=0.9)
-
-    def __post_init__(self) -> None:
-        if self.arch not in models.ARCHS:
-            raise ValueError(f"unknown architecture {self.arch!r}; use one of {', '.join(models.ARCHS)}")
-
-    @staticmethod
-    def from_settings(settings: dict[str, Any]) -> Recipe:
-        """A recipe from flat settings: ``arch`` and the fields of :class:`~memkit.training.SGD`
-        (e.g. ``{"arch": "cnn", "batch_size": 32, "lr": 0.02, "momentum": 0.9}``)."""
-        rest = {k: v for k, v in settings.items() if k != "arch"}
-        return Recipe(settings.get("arch", "cnn"), SGD(**rest))
-
-
-#: D and its training at paper scale, per data set (the paper names only the architectures);
-#: the 32×32 networks train one seed after another (batch norm) under bfloat16 autocast on CUDA.
-PAPER_RECIPES: dict[str, Recipe] = {
-    "mnist": Recipe("cnn", SGD(lr=0.01, batch_size=64, momentum=0.9)),
-    "cifar10": Recipe("densenet121", SGD(lr=0.1, batch_size=64, momentum=0.9, weight_decay=1e-4,
-                                         schedule="cosine", augment=True, autocast=True)),
-    "cifar100": Recipe("resnet101", SGD(lr=0.1, batch_size=128, momentum=0.9, weight_decay=5e-4,
-                                        schedule="cosine", augment=True, autocast=True)),
+#: D at paper scale per data set: its architecture (:data:`memkit.models.ARCHS`) and its optimiser
+#: (the paper names only the architectures; ``epochs`` is set by the notebook). The 32×32 networks
+#: train one seed after another (batch norm) under bfloat16 autocast on CUDA.
+PAPER_D: dict[str, tuple[str, SGD]] = {
+    "mnist": ("cnn", SGD(lr=0.01, batch_size=64, momentum=0.9)),
+    "cifar10": ("densenet121", SGD(lr=0.1, batch_size=64, momentum=0.9, weight_decay=1e-4,
+                                   schedule="cosine", augment=True, autocast=True)),
+    "cifar100": ("resnet101", SGD(lr=0.1, batch_size=128, momentum=0.9, weight_decay=5e-4,
+                                  schedule="cosine", augment=True, autocast=True)),
 }
 
 
-def paper_recipe(dataset: str) -> Recipe:
-    """The paper's D for ``dataset``: DenseNet121 for CIFAR-10 (and its subset), ResNet101 for
-    CIFAR-100, the 2-layer CNN for every other data set (as for MNIST)."""
+def paper_d(dataset: str) -> tuple[str, SGD]:
+    """The paper's D for ``dataset`` as ``(arch, sgd)``: DenseNet121 for CIFAR-10 (and its subset),
+    ResNet101 for CIFAR-100, the 2-layer CNN for every other data set (as for MNIST)."""
     key = {"cifar10-subset": "cifar10"}.get(dataset, dataset)
-    return PAPER_RECIPES.get(key, PAPER_RECIPES["mnist"])
+    return PAPER_D.get(key, PAPER_D["mnist"])
 
 
-def step_grid(total_steps: int, steps_per_epoch: int, n_log: int = 50) -> np.ndarray:
+def log_step_grid(total_steps: int, steps_per_epoch: int, n_log: int = 50) -> np.ndarray:
     """The training steps after which T is measured: 0 (the random initialisation), ``n_log``
     steps log-spaced between 1 and ``total_steps`` (dense early, so that a peak within the first
     epoch is resolved) and the end of every epoch. Sorted, unique, int64, within [0, total_steps]."""
@@ -363,27 +187,36 @@ class Trajectory:
         """``(G, S, 2, 2)`` T of every seed at every grid step against M's ``(N,)`` correctness."""
         return contingency(self.correct, m_correct)
 
+    def first_right(self) -> np.ndarray:
+        """``(S, N)`` per seed and test example, the epoch of the first grid step from which the
+        seed classifies the example correctly at every later grid step (to the end); NaN when it
+        is wrong at the end."""
+        stays = self.correct.flip(0).cummin(0).values.flip(0)  # (G, S, N): right from here to the end
+        n_right = stays.sum(0).numpy()
+        first = self.epochs[np.clip(len(self.steps) - n_right, 0, len(self.steps) - 1)]
+        return np.where(n_right > 0, first, np.nan)
 
-def train_tracked(ds: Dataset, recipe: Recipe, *, epochs: int, n_seeds: int, n_log: int = 50,
-                  seed: int = 0, device: str | torch.device | None = None,
-                  progress: bool = True) -> Trajectory:
-    """Train S = ``n_seeds`` seeds of D from random initialisations on ``ds`` for ``epochs``
-    epochs and record, after each step of ``step_grid(total, steps_per_epoch, n_log)``, which
-    test examples each seed classifies correctly (in eval mode).
 
-    Training is :func:`memkit.training.train_seeds` with ``recipe.sgd`` for ``epochs`` epochs:
-    one batched Ensemble for models without batch norm, else (DenseNet121, ResNet101) one seed
-    after another; both give the same model for a seed (to float tolerance).
+def train_tracked(ds: Dataset, arch: str, sgd: SGD, *, n_seeds: int, n_log: int = 50, seed: int = 0,
+                  device: str | torch.device | None = None, progress: bool = True) -> Trajectory:
+    """Train S = ``n_seeds`` seeds of D (architecture ``arch``, :func:`memkit.models.factory`) from
+    random initialisations on ``ds`` for ``sgd.epochs`` epochs and record, after each step of
+    ``log_step_grid(total, steps_per_epoch, n_log)``, which test examples each seed classifies
+    correctly (in eval mode).
+
+    Training is :func:`memkit.training.train_seeds` with ``sgd``: one batched Ensemble for models
+    without batch norm, else (DenseNet121, ResNet101) one seed after another; both give the same
+    model for a seed (to float tolerance).
     """
-    if epochs < 1 or n_seeds < 1:
-        raise ValueError(f"epochs={epochs} and n_seeds={n_seeds} must be at least 1")
-    if recipe.sgd.augment and ds.x_train.ndim != 4:
+    if n_seeds < 1:
+        raise ValueError(f"n_seeds={n_seeds} must be at least 1")
+    if sgd.augment and ds.x_train.ndim != 4:
         raise ValueError(f"augment=True needs images (N, C, H, W); {ds.name} inputs are "
                          f"{tuple(ds.x_train.shape)}: set augment=False")
     device = pick_device(device)
-    factory = models.factory(recipe.arch, ds.input_shape, ds.n_classes)
-    per_epoch = steps_per_epoch(ds.n_train, recipe.sgd.batch_size)
-    want = set(step_grid(epochs * per_epoch, per_epoch, n_log).tolist())
+    factory = models.factory(arch, ds.input_shape, ds.n_classes)
+    per_epoch = steps_per_epoch(ds.n_train, sgd.batch_size)
+    want = set(log_step_grid(sgd.epochs * per_epoch, per_epoch, n_log).tolist())
     x_test, y_test = ds.x_test.to(device), ds.y_test.to(device)
     rows: dict[tuple[int, ...], list[torch.Tensor]] = {}
 
@@ -392,8 +225,8 @@ def train_tracked(ds: Dataset, recipe: Recipe, *, epochs: int, n_seeds: int, n_l
             rows.setdefault(tuple(trained.members), []).append(trained.correct(x_test, y_test).cpu())
 
     t0 = time.perf_counter()
-    seeds = train_seeds(factory, ds.x_train, ds.y_train, replace(recipe.sgd, epochs=epochs), n_seeds=n_seeds,
-                        seed=seed, device=device, callback=record, progress=progress, desc=f"{ds.name} {recipe.arch}")
+    seeds = train_seeds(factory, ds.x_train, ds.y_train, sgd, n_seeds=n_seeds, seed=seed, device=device,
+                        callback=record, progress=progress, desc=f"{ds.name} {arch}")
     correct = torch.cat([torch.stack(r) for r in rows.values()], dim=1)  # (G, S, N)
     return Trajectory(np.asarray(sorted(want)), per_epoch, correct, seeds.seeds, time.perf_counter() - t0,
                       "ensemble" if seeds.batched else "loop")
@@ -422,42 +255,30 @@ def peak(r: torch.Tensor | np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.nd
 
 @dataclass(frozen=True)
 class Curves:
-    """T of S seeds of D against one M at every grid step, and the quantities read from it.
+    """T of S seeds of D against one M at every grid step, and the quantities read from it
+    (:func:`curves` computes them).
 
     Attributes:
         steps: ``(G,)`` SGD updates done (0 = random initialisation).
         steps_per_epoch: updates per epoch.
         t: ``(G, S, 2, 2)`` int64 contingency matrices (:func:`contingency`).
+        r_plus, r_minus, r_pm: ``(G, S)`` R+ (D's accuracy on the M-correct test examples), R−
+            (on the M-incorrect ones) and R± = R+/R−.
+        acc_d: ``(G, S)`` accuracy of D.
     """
 
     steps: np.ndarray
     steps_per_epoch: int
     t: torch.Tensor
+    r_plus: np.ndarray
+    r_minus: np.ndarray
+    r_pm: np.ndarray
+    acc_d: np.ndarray
 
     @property
     def epochs(self) -> np.ndarray:
         """``(G,)`` the grid in epochs."""
         return self.steps / self.steps_per_epoch
-
-    @property
-    def r_plus(self) -> np.ndarray:
-        """``(G, S)`` R+, D's accuracy on the M-correct test examples."""
-        return r_plus(self.t).numpy()
-
-    @property
-    def r_minus(self) -> np.ndarray:
-        """``(G, S)`` R−, D's accuracy on the M-incorrect test examples."""
-        return r_minus(self.t).numpy()
-
-    @property
-    def r_pm(self) -> np.ndarray:
-        """``(G, S)`` R± = R+/R−."""
-        return r_pm(self.t).numpy()
-
-    @property
-    def acc_d(self) -> np.ndarray:
-        """``(G, S)`` accuracy of D."""
-        return accuracy_d(self.t).numpy()
 
     @property
     def acc_m(self) -> float:
@@ -476,12 +297,14 @@ class Curves:
 
 def curves(traj: Trajectory, m_correct: torch.Tensor) -> Curves:
     """The :class:`Curves` of trajectory ``traj`` against M's ``(N,)`` test correctness."""
-    return Curves(traj.steps, traj.steps_per_epoch, traj.contingency(m_correct))
+    t = traj.contingency(m_correct)
+    return Curves(traj.steps, traj.steps_per_epoch, t, r_plus(t).numpy(), r_minus(t).numpy(), r_pm(t).numpy(),
+                  accuracy_d(t).numpy())
 
 
-#: Colours of the curves in :func:`plot_curves`.
-COLORS = {"R±": "#222222", "R+": "#2ca02c", "R-": "#d62728", "D": "#1f77b4", "M": "#7f7f7f",
-          "T00": "#7f7f7f", "T01": "#ff7f0e", "T10": "#9467bd", "T11": "#2ca02c"}
+#: Colours of the curves in :func:`plot_curves` (quantities of T, not kinds of data).
+CURVE_COLORS = {"R±": "#222222", "R+": "#2ca02c", "R-": "#d62728", "D": "#1f77b4", "M": "#7f7f7f",
+                "T00": "#7f7f7f", "T01": "#ff7f0e", "T10": "#9467bd", "T11": "#2ca02c"}
 
 
 def plot_curves(axes: Sequence[Any], c: Curves, title: str) -> None:
@@ -491,21 +314,21 @@ def plot_curves(axes: Sequence[Any], c: Curves, title: str) -> None:
     (linear below 1), with the end of the first epoch dotted."""
     x = c.steps
     ax1, ax2, ax3 = axes
-    figures.band(ax1, x, c.r_pm.T, COLORS["R±"], "R± = R+ / R−")
+    figures.band(ax1, x, c.r_pm.T, CURVE_COLORS["R±"], "R± = R+ / R−")
     ax1.axhline(1.0, color="k", lw=0.8, ls=":")
     ax1.annotate("1 epoch", (c.steps_per_epoch, 1), xytext=(-3, -3), textcoords="offset points",
                  xycoords=("data", "axes fraction"), ha="right", va="top", fontsize=8)
     ax1.set_ylabel("R±")
     ax1.set_title(title)
-    figures.band(ax2, x, c.r_plus.T, COLORS["R+"], "R+ (D on M-correct)")
-    figures.band(ax2, x, c.r_minus.T, COLORS["R-"], "R− (D on M-incorrect)")
-    figures.band(ax2, x, c.acc_d.T, COLORS["D"], "accuracy of D")
-    ax2.axhline(c.acc_m, color=COLORS["M"], lw=1.2, ls="--", label="accuracy of M")
+    figures.band(ax2, x, c.r_plus.T, CURVE_COLORS["R+"], "R+ (D on M-correct)")
+    figures.band(ax2, x, c.r_minus.T, CURVE_COLORS["R-"], "R− (D on M-incorrect)")
+    figures.band(ax2, x, c.acc_d.T, CURVE_COLORS["D"], "accuracy of D")
+    ax2.axhline(c.acc_m, color=CURVE_COLORS["M"], lw=1.2, ls="--", label="accuracy of M")
     ax2.set_ylabel("accuracy")
     ax2.set_ylim(0, 1.02)
     t = c.t.numpy()
     for i, j in ((0, 0), (0, 1), (1, 0), (1, 1)):
-        figures.band(ax3, x, t[:, :, i, j].T, COLORS[f"T{i}{j}"], f"T{i}{j}")
+        figures.band(ax3, x, t[:, :, i, j].T, CURVE_COLORS[f"T{i}{j}"], f"T{i}{j}")
     ax3.set_ylabel("test examples")
     ax3.set_xlabel("training step of D (symlog)")
     for ax in axes:

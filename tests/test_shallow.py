@@ -1,5 +1,5 @@
 """Known-answer tests of memkit.shallow: the contingency matrix T, R+, R−, R± (with their
-zero-denominator cases), fitting M and D's tracked training (D's architectures: test_models.py)."""
+zero-denominator cases) and D's tracked training (D's architectures: test_models.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
-from memkit import data, models, shallow, training
+from memkit import data, shallow, training
 
 
 def t_of(t00: int, t01: int, t10: int, t11: int) -> torch.Tensor:
@@ -101,93 +100,22 @@ def test_peak_per_seed_ignores_nan():
     assert values.tolist() == [3.0, 5.0] and steps.tolist() == [5, 10]
 
 
-def test_step_grid():
-    g = shallow.step_grid(100, 10, n_log=5)
+def test_log_step_grid():
+    g = shallow.log_step_grid(100, 10, n_log=5)
     assert g[0] == 0 and g[-1] == 100 and 1 in g
     assert set(range(10, 101, 10)) <= set(g.tolist())
     assert np.all(np.diff(g) > 0) and g.dtype == np.int64
     assert np.sum(g < 10) >= 2  # log-spaced: points inside the first epoch
     with pytest.raises(ValueError, match="total_steps"):
-        shallow.step_grid(0, 10)
-
-
-# --- M ----------------------------------------------------------------------------------------
-
-def blobs(n: int = 200, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two well separated Gaussian blobs in 5-D, shaped (N, 1, 5)."""
-    g = torch.Generator().manual_seed(seed)
-    y = torch.arange(n) % 2
-    x = torch.randn(n, 1, 5, generator=g) + 6.0 * y[:, None, None]
-    return x, y
-
-
-def test_subsample():
-    assert np.array_equal(shallow.subsample(10, None, 0), np.arange(10))
-    assert np.array_equal(shallow.subsample(10, 50, 0), np.arange(10))
-    idx = shallow.subsample(10, 3, 0)
-    assert len(set(idx.tolist())) == 3 and np.all(np.diff(idx) > 0)
-    assert np.array_equal(idx, shallow.subsample(10, 3, 0))
-    with pytest.raises(ValueError, match="n_fit"):
-        shallow.subsample(10, 0, 0)
-
-
-def test_rbf_gamma_is_sklearns_scale():
-    from sklearn.svm import SVC
-
-    x, y = blobs()
-    xs = shallow.flatten(x)
-    assert shallow.rbf_gamma(xs) == pytest.approx(SVC(gamma="scale").fit(xs, y.numpy())._gamma)
-
-
-@pytest.mark.parametrize("options", [{}, {"n_components": 1000, "n_fit": 100}])
-def test_fit_svm_exact_and_nystroem(options):
-    x, y = blobs()
-    m = shallow.fit_svm(x, y, **options)
-    assert m.kind == "svm" and m.n_fit == options.get("n_fit", 200)
-    correct = m.correct(x, y)
-    assert correct.dtype == torch.bool and correct.shape == (200,) and bool(correct.all())
-    if options:
-        assert "100 components" in m.details["method"]  # clipped to the examples it is fitted on
-
-
-def test_forest_early_stopping_rule():
-    x, y = blobs()
-    # separable: the out-of-bag accuracy is 0.995 with 20 trees (one example without enough OOB votes)
-    # and 1.0 with 40; that gain, 0.005, is below tol = 0.01, so growing stops at 40 trees
-    easy = shallow.fit_forest(x, y, chunk=20, tol=0.01, max_trees=200, n_jobs=1)
-    assert easy.details["n_trees"] == 40 and easy.model.n_estimators == 40
-    assert [n for n, _ in easy.details["oob"]] == [20, 40] and easy.details["oob"][-1][1] == 1.0
-    # in general: every gain before the last is >= tol, the last one < tol
-    noisy = shallow.fit_forest(x + 3 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1)), y,
-                               chunk=5, tol=0.01, max_trees=200, n_jobs=1)
-    gains = np.diff([acc for _, acc in noisy.details["oob"]])
-    assert np.all(gains[:-1] >= 0.01) and gains[-1] < 0.01
-    # a tolerance no gain can fall below never stops early
-    never = shallow.fit_forest(x, y, chunk=5, tol=-1.0, max_trees=20, n_jobs=1)
-    assert never.details["n_trees"] == 20
-    assert bool(never.correct(x, y).all())
-    with pytest.raises(ValueError, match="chunk"):
-        shallow.fit_forest(x, y, chunk=0)
-
-
-def test_fit_shallow_rejects_unknown_kind():
-    x, y = blobs()
-    with pytest.raises(ValueError, match="unknown shallow model"):
-        shallow.fit_shallow("knn", x, y)
+        shallow.log_step_grid(0, 10)
 
 
 # --- D ----------------------------------------------------------------------------------------
 
-def test_recipes():
-    assert shallow.paper_recipe("cifar10-subset").arch == "densenet121"
-    assert shallow.paper_recipe("cifar100").sgd.schedule == "cosine"
-    assert shallow.paper_recipe("fashion-mnist").arch == "cnn"
-    with pytest.raises(ValueError, match="unknown architecture 'vgg'; use one of mlp"):
-        shallow.Recipe("vgg")
-    recipe = shallow.Recipe.from_settings(dict(arch="cnn", batch_size=32, lr=0.02, momentum=0.9))
-    assert recipe == shallow.Recipe("cnn", training.SGD(lr=0.02, batch_size=32, momentum=0.9))
-    assert not models.needs_loop(models.factory("cnn", (1, 40), 10))
-    assert models.needs_loop(models.factory("resnet101", (3, 32, 32), 10))
+def test_paper_d():
+    assert shallow.paper_d("cifar10-subset")[0] == "densenet121"
+    assert shallow.paper_d("cifar100")[1].schedule == "cosine"
+    assert shallow.paper_d("fashion-mnist") == shallow.PAPER_D["mnist"]
 
 
 def test_augment_batch_flips_or_keeps_without_padding():
@@ -201,14 +129,14 @@ def test_augment_batch_flips_or_keeps_without_padding():
 
 def test_train_tracked_ensemble_matches_the_per_seed_loop(monkeypatch):
     ds = data.load("digits", n_train=96, n_test=100)
-    recipe = shallow.Recipe("cnn", training.SGD(batch_size=32, lr=0.05, momentum=0.9))
-    traj = shallow.train_tracked(ds, recipe, epochs=2, n_seeds=2, n_log=3, seed=1, device="cpu", progress=False)
-    grid = shallow.step_grid(6, 3, n_log=3)
+    sgd = training.SGD(batch_size=32, lr=0.05, momentum=0.9, epochs=2)
+    traj = shallow.train_tracked(ds, "cnn", sgd, n_seeds=2, n_log=3, seed=1, device="cpu", progress=False)
+    grid = shallow.log_step_grid(6, 3, n_log=3)
     assert traj.method == "ensemble" and np.array_equal(traj.steps, grid)
     assert traj.correct.shape == (len(grid), 2, 100) and traj.correct.dtype == torch.bool
     assert traj.epochs[-1] == 2.0
     monkeypatch.setattr(training, "needs_loop", lambda factory: True)  # the per-seed path for the same model
-    loop = shallow.train_tracked(ds, recipe, epochs=2, n_seeds=2, n_log=3, seed=1, device="cpu", progress=False)
+    loop = shallow.train_tracked(ds, "cnn", sgd, n_seeds=2, n_log=3, seed=1, device="cpu", progress=False)
     assert loop.method == "loop" and loop.seeds == traj.seeds
     assert (loop.correct == traj.correct).float().mean() > 0.99  # the same models, to float tolerance
     c = shallow.curves(traj, traj.correct[-1, 0])  # M := seed 0 of D at the end: T01 = T10 = 0 for it
@@ -219,12 +147,19 @@ def test_train_tracked_ensemble_matches_the_per_seed_loop(monkeypatch):
 
 def test_train_tracked_checks_its_arguments():
     ds = data.load("digits", n_train=64, n_test=10)
-    with pytest.raises(ValueError, match="epochs"):
-        shallow.train_tracked(ds, shallow.Recipe(), epochs=0, n_seeds=1, device="cpu")
+    sgd = training.SGD(lr=0.1, batch_size=8)
+    with pytest.raises(ValueError, match="n_seeds"):
+        shallow.train_tracked(ds, "cnn", sgd, n_seeds=0, device="cpu")
     signals = replace(ds, x_train=ds.x_train.flatten(2), x_test=ds.x_test.flatten(2))  # (N, 1, 64)
     with pytest.raises(ValueError, match="augment"):
-        shallow.train_tracked(signals, shallow.Recipe(sgd=training.SGD(lr=0.1, batch_size=8, augment=True)), epochs=1,
-                              n_seeds=1, device="cpu")
+        shallow.train_tracked(signals, "cnn", replace(sgd, augment=True), n_seeds=1, device="cpu")
+
+
+def test_first_right_is_the_step_from_which_a_seed_stays_right():
+    correct = torch.tensor([[0, 1, 1, 0], [1, 0, 1, 0], [1, 1, 1, 0]], dtype=torch.bool)[:, None]  # (G=3, S=1, N=4)
+    traj = shallow.Trajectory(np.array([0, 5, 10]), 10, correct, [0], 0.0, "ensemble")
+    # n=0: right from step 5 on; n=1: right at 0 and 10 but wrong at 5, so from 10; n=2: always; n=3: never
+    np.testing.assert_array_equal(traj.first_right(), [[0.5, 1.0, 0.0, np.nan]])
 
 
 def test_peak_keeps_an_infinite_ratio():
