@@ -13,7 +13,10 @@ One module per concern:
 - :mod:`memkit.sensitivity` – loss sensitivity, unrolled and plain, and its Gini (notebook 02).
 - :mod:`memkit.capacity` – capacity and time-to-convergence sweeps (notebook 03).
 - :mod:`memkit.adversarial` – the LASS search and the critical sample ratio (notebook 04).
-- :mod:`memkit.shallow` – contingency T, R+, R−, R± and the shallow models (notebook 06).
+- :mod:`memkit.shallow` – contingency T, R+, R−, R± of a deep network D against a shallow model M over D's
+  training (notebook 06).
+- :mod:`memkit.estimators` – the shallow models M, fitted with scikit-learn: an RBF SVM (exact or Nyström) and a
+  random forest with out-of-bag early stopping (notebook 06).
 - :mod:`memkit.figures` and :mod:`memkit.results` – figures, result JSON and claims, written atomically.
 - :mod:`memkit.profiles` – the profiles and how a notebook's settings table and overrides are checked.
 - :mod:`memkit.experiment` – :class:`Run`, a notebook's run: settings, device, timers, arrays, models, claims.
