@@ -111,6 +111,18 @@ def test_check_on_linear_widens_a_tiny_radius():
     assert wide.factor == 1.0
 
 
+@pytest.mark.parametrize("r", [0.3, 8.0, 32.0])
+def test_no_point_beyond_the_exact_distance_is_called_critical(r):
+    """Notebook 04's linear check on digits, at the paper's radius and larger: a point is called
+    critical only with an adversarial point within r, so its exact distance is at most r (by
+    construction: this was a claim of the notebook, and is a test)."""
+    ds = data.load("digits", n_train=300, n_test=100)
+    sgd = training.SGD(batch_size=32, lr=0.01, momentum=0.9, epochs=5)
+    checks = A.check_linear_models(ds, A.lass_settings(ds.x_test, r=r), sgd, n_seeds=3, seed=1)
+    assert len(checks) == 3 and all(c.unsound == 0 for c in checks)
+    assert all(c.critical[c.distance <= 1].mean() >= 0.85 for c in checks)
+
+
 def test_verified_on_an_mlp_with_an_input_range():
     torch.manual_seed(0)
     model = models.mlp((1, 8, 8), [64], 10)
