@@ -12,7 +12,9 @@ One module per concern:
 - :mod:`memkit.metrics` – per-example error statistics (easy examples, notebook 01).
 - :mod:`memkit.sensitivity` – loss sensitivity, unrolled and plain, and its Gini (notebook 02).
 - :mod:`memkit.capacity` – capacity and time-to-convergence sweeps (notebook 03).
-- :mod:`memkit.adversarial` – the LASS search and the critical sample ratio (notebook 04).
+- :mod:`memkit.adversarial` – the LASS search, the critical sample ratio of a set of points, and the
+  search's check on linear models (notebook 04; adversarial training in 05).
+- :mod:`memkit.critical` – the critical sample ratio through training, its claims and figures (notebook 04).
 - :mod:`memkit.shallow` – contingency T, R+, R−, R± of a deep network D against a shallow model M over D's
   training (notebook 06).
 - :mod:`memkit.estimators` – the shallow models M, fitted with scikit-learn: an RBF SVM (exact or Nyström) and a

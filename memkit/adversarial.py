@@ -24,15 +24,16 @@ Units: memkit standardises inputs per channel, so the paper's α = 0.25, β = 0.
 (hi − lo)/255 per channel, lo and hi being the channel's smallest and largest clean input (the
 standardised images of pixel values 0 and 255 when the raw data span the full range).
 
-:func:`csr_through_training` trains S seeds of a model (:func:`memkit.training.train_seeds`) and
-records training accuracy, validation accuracy and CSR at chosen epochs; ``models.build("paper_cnn", ...)``
-is the paper's CIFAR-10 CNN (with BatchNorm, so its seeds are trained one after another).
+The search is written for any model on any batch shape, so that it also serves adversarial
+training (notebook 05): inside a :func:`memkit.training.train_seeds` hook,
+``lass(models.forward, xb, **search)`` searches every member's batch ``(S', B, ...)`` at once.
+:mod:`memkit.critical` tracks the CSR through training (the finding of notebook 04).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,8 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from memkit import models, training
-from memkit.data import Dataset, rand_x
-from memkit.device import pick_device
+from memkit.data import Dataset
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 
@@ -262,7 +262,7 @@ def check_on_linear(model: nn.Module, x: torch.Tensor, search: dict[str, Any],
     """Run :func:`lass` on a linear classifier, whose exact answer is known.
 
     ``model``: an ``nn.Module`` whose only parametrised layer is one ``nn.Linear`` (e.g.
-    ``memkit.models.mlp(shape, [], K)``); ``x``: ``(N, *input_shape)``; ``search``: the keyword
+    ``models.build("mlp", shape, K, widths=[])``); ``x``: ``(N, *input_shape)``; ``search``: the keyword
     arguments of :func:`lass` (``bounds`` is dropped: the closed form ignores the input range).
     LASS is scale-free when α, β and r scale together, so if fewer than ``min_fraction`` of the
     points lie within r (a tiny r, such as the paper's on MNIST), the search runs at the radius
@@ -281,97 +281,14 @@ def check_on_linear(model: nn.Module, x: torch.Tensor, search: dict[str, Any],
     return LinearCheck((d / factor).cpu().numpy(), found.critical.cpu().numpy(), factor)
 
 
-@dataclass(frozen=True)
-class CSRCurves:
-    """Accuracy and critical sample ratio of S models through training.
-
-    Attributes:
-        epochs: ``(T,)`` the epochs at which the models were measured (0: at initialisation).
-        train_acc: ``(S, T)`` accuracy on the training set, against the labels trained on
-            (corrupted ones included: how much of the training set is fit).
-        val_acc: ``(S, T)`` accuracy on the clean test split.
-        noisy_acc: ``(S, T)`` accuracy on the corrupted training examples (``ds.corrupted``)
-            against their corrupted labels: how much of the noise is memorised (NaN without any).
-        csr: ``(S, T)`` critical sample ratio of the chosen points (:func:`critical_sample_ratio`).
-        batched: whether the S models were trained as one :class:`~memkit.training.Ensemble`.
-    """
-
-    epochs: np.ndarray
-    train_acc: np.ndarray
-    val_acc: np.ndarray
-    noisy_acc: np.ndarray
-    csr: np.ndarray
-    batched: bool
-
-    def mean(self, quantity: str) -> np.ndarray:
-        """``(T,)`` mean over the S seeds of ``train_acc``, ``val_acc``, ``noisy_acc`` or ``csr``."""
-        return getattr(self, quantity).mean(0)
-
-    @property
-    def val_peak(self) -> int:
-        """Index into ``epochs`` of the (first) highest mean validation accuracy."""
-        return int(np.argmax(self.mean("val_acc")))
-
-
-def csr_points(ds: Dataset, n: int | None = None, seed: int = 0) -> torch.Tensor:
-    """Held-out points to measure the CSR on, from the distribution the models were trained on:
-    the first ``n`` clean test inputs (``None``: all); for pure noise inputs (randX with p = 1)
-    the same number of fresh randX inputs (:func:`memkit.data.rand_x` of the test inputs, seeded
-    with ``seed``), since real images would be out of that distribution."""
-    x = ds.x_test[:n]
-    if ds.corruption == "randX" and ds.p == 1.0:
-        g = torch.Generator().manual_seed(seed)
-        x = rand_x(x.cpu(), torch.arange(len(x)), g).to(x.device)
-    return x
-
-
-def csr_through_training(factory: training.Factory, ds: Dataset, x_csr: torch.Tensor, *,
-                         epochs: Sequence[int], n_seeds: int, sgd: training.SGD, search: dict[str, Any],
-                         seed: int = 0, device: str | torch.device | None = None,
-                         progress: bool = False, desc: str | None = None) -> CSRCurves:
-    """Train S = ``n_seeds`` seeds of ``factory()`` on ``ds`` with ``sgd`` and measure them at ``epochs``.
-
-    At each epoch in ``epochs`` (0: before training; training stops at the largest, which replaces
-    ``sgd.epochs``): training accuracy (``ds.x_train`` against ``ds.y_train``, and on the corrupted
-    examples alone), validation accuracy (``ds.x_test``, ``ds.y_test``) and the CSR of the points
-    ``x_csr`` ``(B, *input_shape)`` with the LASS parameters ``search`` (:func:`lass_settings`),
-    all in eval mode. Training is :func:`memkit.training.train_seeds` (seeds
-    ``member_seeds(seed, S)``): one batched Ensemble, or one seed after another for models with
-    BatchNorm (e.g. :func:`memkit.models.paper_cnn`). LASS draws its noise from one generator seeded with
-    ``seed`` for the batched members, from one seeded with each member's seed in the loop.
-    """
-    checkpoints = sorted({int(e) for e in epochs})
-    if not checkpoints or checkpoints[0] < 0 or any(int(e) != e for e in epochs):
-        raise ValueError(f"epochs={list(epochs)} must be a non-empty list of integers >= 0 "
-                         "(the epochs at which to measure; 0 is the initialisation)")
-    if models.needs_loop(factory) and ds.n_train % sgd.batch_size == 1:
-        raise ValueError(f"n_train={ds.n_train} leaves a last mini-batch of one example, which BatchNorm "
-                         f"cannot train on; choose a batch_size (now {sgd.batch_size}) that leaves at least two")
-    dev = pick_device(device)
-    ds, x_csr = ds.to(dev), x_csr.to(dev)
-    rows: dict[tuple[int, ...], list[list[np.ndarray]]] = {}
-    gens: dict[tuple[int, ...], torch.Generator] = {}
-
-    def measure(seeds: training.Seeds, step: training.Step) -> bool:
-        if (step.step == 0 or step.end_of_epoch) and step.epoch in checkpoints:
-            key = tuple(seeds.members)
-            gen = gens.setdefault(key, torch.Generator(device=dev).manual_seed(
-                seed if seeds.batched else seeds.seeds[0]))
-            csr = critical_sample_ratio(seeds.forward, x_csr.expand(len(seeds), *x_csr.shape), generator=gen, **search)
-            rows.setdefault(key, []).append([*_accuracies(ds, seeds.correct(ds.x_train, ds.y_train),
-                                                          seeds.correct(ds.x_test, ds.y_test)), csr.cpu().numpy()])
-        return step.epoch == checkpoints[-1]
-
-    trained = training.train_seeds(factory, ds.x_train, ds.y_train, replace(sgd, epochs=max(1, checkpoints[-1])),
-                                   n_seeds=n_seeds, seed=seed, device=dev, callback=measure, progress=progress,
-                                   desc=desc)
-    per_view = [[np.stack(q, axis=-1) for q in zip(*r)] for r in rows.values()]  # each (S', T) per quantity
-    return CSRCurves(np.array(checkpoints), *(np.concatenate(q) for q in zip(*per_view)), batched=trained.batched)
-
-
-def _accuracies(ds: Dataset, correct_train: torch.Tensor, correct_val: torch.Tensor) -> list[np.ndarray]:
-    """Training, validation and corrupted-example accuracy from ``(..., N)`` correctness."""
-    noisy = correct_train[..., ds.corrupted].float().mean(-1) if len(ds.corrupted) else \
-        torch.full(correct_train.shape[:-1], torch.nan)
-    return [np.asarray(v.cpu(), dtype=float) for v in
-            (correct_train.float().mean(-1), correct_val.float().mean(-1), noisy)]
+def check_linear_models(ds: Dataset, search: dict[str, Any], sgd: training.SGD, *, n_seeds: int,
+                        n_points: int | None = None, seed: int = 0,
+                        device: str | torch.device | None = None) -> list[LinearCheck]:
+    """:func:`check_on_linear` on S = ``n_seeds`` softmax regressions (``models.build("mlp", ...,
+    widths=[])``) trained with ``sgd`` on ``ds`` (:func:`memkit.training.train_seeds`), each searched
+    on the first ``n_points`` of its training and test inputs (``None``: all) with ``search``
+    (:func:`lass_settings`). One :class:`LinearCheck` per seed."""
+    factory = models.factory("mlp", ds.input_shape, ds.n_classes, widths=[])
+    seeds = training.train_seeds(factory, ds.x_train, ds.y_train, sgd, n_seeds=n_seeds, seed=seed, device=device)
+    x = torch.cat([ds.x_train, ds.x_test])[:n_points].to(seeds.device)
+    return [check_on_linear(seeds.member(i), x, search) for i in seeds.members]
