@@ -13,10 +13,10 @@ Arpit et al. 2017, *A Closer Look at Memorization in Deep Networks*, §3.3, Figs
   the training-set size N at a fixed width and against the width at a fixed N. For noise T grows
   much faster with N, and extra capacity shortens it more, than for real data.
 
-One :class:`memkit.training.Ensemble` trains every noise level × seed at once: the D versions of
-the data set are stacked (:class:`Stack`) and member ``d·S + s`` trains seed ``s`` on version ``d``
-(``fit(..., data_index=...)``). Widths are separate ensembles: zero-padding narrow nets into the
-widest one would be exact only with each block re-initialised at its own fan-in, and at paper scale
+One call of :func:`memkit.training.train_seeds` trains every noise level × seed at once: the D
+versions of the data set are stacked (:class:`Stack`) and member ``d·S + s`` trains seed ``s`` on
+version ``d`` (``data_index``). Widths are separate runs: zero-padding narrow nets into the widest
+one would be exact only with each block re-initialised at its own fan-in, and at paper scale
 (widths up to 4096) it would multiply the compute by about the number of widths.
 
 Runs that do not reach 100% training accuracy within the epoch budget are **right-censored**: their
@@ -35,8 +35,9 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 
-from memkit import data, figures, models, training
-from memkit.data import Kind
+from memkit import figures, models, training
+from memkit.device import pick_device
+from memkit.data import Dataset, Kind
 from memkit.training import SGD
 
 Interval = tuple[np.ndarray, np.ndarray]
@@ -77,49 +78,53 @@ class Stack:
         return replace(self, **{k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_val", "y_val")})
 
 
-def load_stack(name: str, kinds: Sequence[Kind], *, n_train: int | None = None, n_val: int | None = None,
-               size: int | None = None, seed: int = 0) -> Stack:
-    """Load data set ``name`` once per kind with :func:`memkit.data.load` and stack the versions.
+def load_stack(load: Callable[..., Dataset], name: str, kinds: Sequence[Kind], **options: object) -> Stack:
+    """Load data set ``name`` once per kind with ``load`` and stack the versions.
 
-    The first ``n_train`` training and ``n_val`` test examples are kept (``None``: all); ``seed``
-    fixes which examples are corrupted and the noise.
+    ``load(name, kind=..., **options)``: :meth:`memkit.experiment.Run.load` (sized for the
+    profile, corrupted with the run's seed) or :func:`memkit.data.load` with a ``seed``;
+    ``options`` e.g. ``n_train``, ``n_test``, ``size``.
     """
     if not kinds:
         raise ValueError("kinds is empty: pass at least one kind, e.g. [data.REAL] for real data")
-    sets = [data.load(name, n_train=n_train, n_test=n_val, size=size, corruption=k.corruption, p=k.p, seed=seed)
-            for k in kinds]
+    sets = [load(name, kind=k, **options) for k in kinds]
     return Stack(name, tuple(kinds), *(torch.stack([getattr(d, a) for d in sets])
                                        for a in ("x_train", "y_train", "x_test", "y_test")), sets[0].n_classes)
 
 
 # ------------------------------------------------------------------------------------- training
 
-def ensemble(stack: Stack, width: int, *, depth: int, n_seeds: int, seed: int = 0,
-             device: str | torch.device | None = None) -> tuple[training.Ensemble, torch.Tensor]:
-    """An ensemble of D·S MLPs with ``depth`` hidden layers of ``width`` units: member ``d·S + s``
-    is seed ``s`` on version ``d`` of ``stack``. Returns it and its ``(D·S,)`` data index."""
+def train(stack: Stack, width: int, sgd: SGD, *, depth: int, n_seeds: int, seed: int = 0,
+          device: str | torch.device | None = None, callback: training.Callback | None = None) -> training.Seeds:
+    """Train D·S MLPs with ``depth`` hidden layers of ``width`` units with ``sgd``
+    (:func:`memkit.training.train_seeds`): member ``d·S + s`` is seed ``s`` on version ``d`` of
+    ``stack``, its data set index :func:`data_index`. ``callback`` as in ``train_seeds``."""
     if width < 1 or depth < 1 or n_seeds < 1:
         raise ValueError(f"width={width}, depth={depth}, n_seeds={n_seeds}: each must be at least 1")
-    d = len(stack.kinds)
-    ens = training.Ensemble(lambda: models.mlp(stack.input_shape, [width] * depth, stack.n_classes),
-                            d * n_seeds, seed=seed, device=device)
-    return ens, torch.arange(d, device=ens.device).repeat_interleave(n_seeds)
+    net = models.factory("mlp", stack.input_shape, stack.n_classes, widths=[width] * depth)
+    return training.train_seeds(net, stack.x_train, stack.y_train, sgd, n_seeds=len(stack.kinds) * n_seeds,
+                                seed=seed, device=device, callback=callback, data_index=data_index(stack, n_seeds))
+
+
+def data_index(stack: Stack, n_seeds: int) -> torch.Tensor:
+    """``(D·S,)`` int64: the version of ``stack`` that member ``d·S + s`` trains on (``d``)."""
+    return torch.arange(len(stack.kinds)).repeat_interleave(n_seeds)
 
 
 def validation_curves(stack: Stack, width: int, sgd: SGD, *, depth: int, n_seeds: int, epochs: int,
                       seed: int = 0, device: str | torch.device | None = None) -> torch.Tensor:
     """Validation accuracy after every epoch of ``sgd`` (its ``epochs`` replaced by ``epochs``):
     ``(epochs, D, S)`` on the CPU, in [0, 1]."""
-    ens, index = ensemble(stack, width, depth=depth, n_seeds=n_seeds, seed=seed, device=device)
-    stack = stack.to(ens.device)  # once, not at every evaluation
-    curves: list[torch.Tensor] = []
+    stack, index = stack.to(pick_device(device)), data_index(stack, n_seeds)  # once, not every epoch
+    curves = torch.zeros(epochs, len(index))
 
-    def record(ens: training.Ensemble, step: training.Step) -> None:
+    def record(models: training.Seeds, step: training.Step) -> None:
         if step.end_of_epoch:
-            curves.append(ens.accuracy(stack.x_val, stack.y_val, data_index=index).view(-1, n_seeds).cpu())
+            curves[step.epoch - 1, models.members] = models.accuracy(stack.x_val, stack.y_val, index).cpu()
 
-    training.fit(ens, stack.x_train, stack.y_train, replace(sgd, epochs=epochs), callback=record, data_index=index)
-    return torch.stack(curves)
+    train(stack, width, replace(sgd, epochs=epochs), depth=depth, n_seeds=n_seeds, seed=seed, device=device,
+          callback=record)
+    return curves.view(epochs, -1, n_seeds)
 
 
 def validation_accuracy(curves: torch.Tensor, how: str = "best") -> torch.Tensor:
@@ -186,11 +191,15 @@ class TimeToFit:
             classified as labelled (0: before training); ``budget`` for a censored run.
         converged: ``(..., S)`` bool; False marks a right-censored run: T > ``budget``.
         budget: the epoch budget.
+        first_fit: ``(..., S, N)`` int or ``None``: the first epoch count at whose end each training
+            example was classified as labelled (0: before training; -1: not within the budget).
+            Kept by :func:`epochs_to_fit`, dropped by :meth:`stack` (sizes N differ).
     """
 
     epochs: np.ndarray
     converged: np.ndarray
     budget: int
+    first_fit: np.ndarray | None = None
 
     @property
     def n_censored(self) -> np.ndarray:
@@ -223,34 +232,47 @@ class TimeToFit:
 def epochs_to_fit(stack: Stack, width: int, sgd: SGD, *, depth: int, n_seeds: int, budget: int,
                   seed: int = 0, device: str | torch.device | None = None) -> TimeToFit:
     """Train with ``sgd`` until each member fits its training set (100% training accuracy), checked before
-    training and after every epoch; a member that fits is frozen (``ens.active``) and training
-    stops when all have fit or after ``budget`` epochs. Returns T of shape ``(D, S)``."""
+    training and after every epoch; a member that fits stops training (batched: it is frozen,
+    ``ensemble.active``, while the others go on) and training ends when all have fit or after
+    ``budget`` epochs. Returns T of shape ``(D, S)``, with every example's first fit ``(D, S, N)``."""
     if budget < 1:
         raise ValueError(f"budget={budget} epochs: give at least 1")
-    ens, index = ensemble(stack, width, depth=depth, n_seeds=n_seeds, seed=seed, device=device)
-    stack = stack.to(ens.device)  # once, not at every check
-    epochs = torch.full((len(ens),), budget, dtype=torch.int64)
+    stack, index = stack.to(pick_device(device)), data_index(stack, n_seeds)  # once, not at every check
+    epochs = torch.full((len(index),), budget, dtype=torch.int64)
+    done = torch.zeros(len(index), dtype=torch.bool)
+    first = torch.full((len(index), stack.n_train), -1, dtype=torch.int64)
 
-    def check(ens: training.Ensemble, step: training.Step) -> bool:
+    def check(models: training.Seeds, step: training.Step) -> bool:
+        rows = torch.tensor(models.members)
         if step.step == 0 or step.end_of_epoch:
-            fits = (ens.accuracy(stack.x_train, stack.y_train, data_index=index) == 1) & ens.active
-            epochs[fits.cpu()] = step.epoch
-            ens.active &= ~fits
-        return not bool(ens.active.any())
+            right = models.correct(stack.x_train, stack.y_train, index).cpu()  # (S', N)
+            first[rows] = torch.where((first[rows] < 0) & right, step.epoch, first[rows])
+            fits = right.all(1) & ~done[rows]
+            epochs[rows[fits]] = step.epoch
+            done[rows] |= fits
+            if models.batched:
+                models.ensemble.active &= ~done.to(models.device)
+        return bool(done[rows].all())
 
-    training.fit(ens, stack.x_train, stack.y_train, replace(sgd, epochs=budget), callback=check, data_index=index)
+    train(stack, width, replace(sgd, epochs=budget), depth=depth, n_seeds=n_seeds, seed=seed, device=device,
+          callback=check)
     shape = (len(stack.kinds), n_seeds)
-    return TimeToFit(epochs.view(shape).numpy(), (~ens.active).view(shape).cpu().numpy(), budget)
+    return TimeToFit(epochs.view(shape).numpy(), done.view(shape).numpy(), budget,
+                     first.view(*shape, -1).numpy())
 
 
-def convergence_sweep(name: str, kinds: Sequence[Kind], sgd: SGD, *, sizes: Sequence[int], widths: Sequence[int],
-                      n_fixed: int, width_fixed: int, depth: int, n_seeds: int, budget: int,
-                      size: int | None = None, seed: int = 0, device: str | torch.device | None = None,
-                      log: Callable[[str], None] | None = print) -> tuple[TimeToFit, TimeToFit]:
+def convergence_sweep(load: Callable[..., Dataset], name: str, kinds: Sequence[Kind], sgd: SGD, *,
+                      sizes: Sequence[int], widths: Sequence[int], n_fixed: int, width_fixed: int, depth: int,
+                      n_seeds: int, budget: int, size: int | None = None, seed: int = 0,
+                      device: str | torch.device | None = None,
+                      log: Callable[[str], None] | None = print) -> tuple[TimeToFit, TimeToFit, np.ndarray]:
     """Fig. 6's runs: T against the training-set size (``sizes``, width ``width_fixed``) and
     against the width (``widths``, size ``n_fixed``). The setting both share is trained once.
+    ``load`` as in :func:`load_stack`.
 
-    Returns ``(by_size, by_width)``: TimeToFit of shapes ``(len(sizes), D, S)`` and ``(len(widths), D, S)``.
+    Returns ``(by_size, by_width, first_fit)``: TimeToFit of shapes ``(len(sizes), D, S)`` and
+    ``(len(widths), D, S)``, and the per-example first fit ``(D, S, N)`` of the largest size at
+    ``width_fixed`` (:attr:`TimeToFit.first_fit`).
     """
     if not sizes or not widths:
         raise ValueError(f"sizes={list(sizes)} and widths={list(widths)} must each name at least one setting")
@@ -258,7 +280,7 @@ def convergence_sweep(name: str, kinds: Sequence[Kind], sgd: SGD, *, sizes: Sequ
     runs: dict[tuple[int, int], TimeToFit] = {}
     for n, w in points:
         t0 = time.perf_counter()
-        stack = load_stack(name, kinds, n_train=n, n_val=1, size=size, seed=seed)
+        stack = load_stack(load, name, kinds, n_train=n, n_test=1, size=size)
         runs[n, w] = epochs_to_fit(stack, w, sgd, depth=depth, n_seeds=n_seeds, budget=budget, seed=seed,
                                    device=device)
         if log:
@@ -268,7 +290,7 @@ def convergence_sweep(name: str, kinds: Sequence[Kind], sgd: SGD, *, sizes: Sequ
             log(f"{name}: N={n} width {w}: median T {medians} epochs; {int(runs[n, w].n_censored.sum())} of "
                 f"{runs[n, w].epochs.size} runs censored; {time.perf_counter() - t0:.1f} s")
     return (TimeToFit.stack([runs[n, width_fixed] for n in sizes]),
-            TimeToFit.stack([runs[n_fixed, w] for w in widths]))
+            TimeToFit.stack([runs[n_fixed, w] for w in widths]), runs[max(sizes), width_fixed].first_fit)
 
 
 def divide(a: Interval, b: Interval) -> Interval:
@@ -356,10 +378,10 @@ def plot_time(ax: Axes, x: Sequence[int], t: TimeToFit, kinds: Sequence[Kind], r
     ax.legend(fontsize=8, title="open ▲ / ×: censored (≥)", title_fontsize=8)
 
 
-def time_table(x: Sequence[int], t: TimeToFit, kinds: Sequence[Kind], what: str) -> str:
-    """Markdown table of T in epochs, one row per kind, one column per setting ``x``: the median
-    over seeds (``≥budget`` when censoring hides it), [min–max] over the runs that converged, and
-    the number of censored runs."""
+def time_rows(x: Sequence[int], t: TimeToFit, kinds: Sequence[Kind], what: str) -> tuple[list[str], list[list[str]]]:
+    """A table of T in epochs (header, rows for :meth:`memkit.experiment.Run.table`), one row per
+    kind, one column per setting ``x``: the median over seeds (``≥budget`` when censoring hides
+    it), [min–max] over the runs that converged, and the number of censored runs."""
     def cell(e: np.ndarray, c: np.ndarray) -> str:
         lo, hi = TimeToFit(e, c, t.budget).median()
         text = f"{lo:.0f}" if np.isfinite(hi) else f"≥{t.budget}"
@@ -367,7 +389,5 @@ def time_table(x: Sequence[int], t: TimeToFit, kinds: Sequence[Kind], what: str)
             text += f" [{e[c].min()}–{e[c].max()}]"
         return text + (f", {int((~c).sum())}/{len(c)} cens." if not c.all() else "")
 
-    head = f"| kind \\ {what} | " + " | ".join(str(v) for v in x) + " |"
-    rows = [f"| {k.label} | " + " | ".join(cell(t.epochs[i, d], t.converged[i, d]) for i in range(len(x))) + " |"
-            for d, k in enumerate(kinds)]
-    return "\n".join([head, "|" + "---|" * (len(x) + 1), *rows])
+    return ([f"kind \\ {what}", *map(str, x)],
+            [[k.label, *(cell(t.epochs[i, d], t.converged[i, d]) for i in range(len(x)))] for d, k in enumerate(kinds)])

@@ -3,6 +3,7 @@ accuracy, censored times to convergence and the batched sweeps."""
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import replace
 
@@ -91,7 +92,7 @@ def test_stack_needs_one_budget():
 
 def test_load_stack_keeps_versions_apart():
     kinds = data.kinds({"randX": [0.5], "randY": [0.5]})
-    st = cap.load_stack("digits", kinds, n_train=100, n_val=30, seed=0)
+    st = cap.load_stack(functools.partial(data.load, seed=0), "digits", kinds, n_train=100, n_test=30)
     assert st.x_train.shape == (3, 100, 1, 8, 8) and st.y_val.shape == (3, 30) and st.n_train == 100
     torch.testing.assert_close(st.y_val[1], st.y_val[0])  # the held-out split stays clean
     torch.testing.assert_close(st.y_train[1], st.y_train[0])  # randX keeps the labels
@@ -101,22 +102,21 @@ def test_load_stack_keeps_versions_apart():
 
 # --------------------------------------------------------------------------------- training
 
-def test_fit_with_data_index_trains_each_member_on_its_own_data():
+def test_train_gives_each_member_its_own_data():
     st = toy_stack()
-    ens, index = cap.ensemble(st, 8, depth=1, n_seeds=2, seed=3)
-    training.fit(ens, st.x_train, st.y_train, training.SGD(lr=0.1, batch_size=8, epochs=2), data_index=index)
+    sgd = training.SGD(lr=0.1, batch_size=8, epochs=2)
+    seeds = cap.train(st, 8, sgd, depth=1, n_seeds=2, seed=3)
+    assert seeds.batched and cap.data_index(st, 2).tolist() == [0, 0, 1, 1]
     for i in (0, 3):  # seed 0 on version 0, seed 1 on version 1
-        d = int(index[i])
+        d = int(cap.data_index(st, 2)[i])
         ref = training.train_single(lambda: models.mlp(st.input_shape, [8], 2), st.x_train[d], st.y_train[d],
-                                    training.SGD(lr=0.1, batch_size=8, epochs=2), seed=ens.seeds[i])
-        torch.testing.assert_close(ens.member(i)(st.x_val[0]), ref(st.x_val[0]))
+                                    sgd, seed=seeds.seeds[i])
+        torch.testing.assert_close(seeds.member(i)(st.x_val[0]), ref(st.x_val[0]))
 
 
-def test_fit_rejects_a_bad_data_index():
-    st = toy_stack()
-    ens, _ = cap.ensemble(st, 4, depth=1, n_seeds=1)
-    with pytest.raises(ValueError, match="data_index"):
-        training.fit(ens, st.x_train, st.y_train, training.SGD(lr=0.1, batch_size=8), data_index=torch.tensor([0, 5]))
+def test_train_rejects_an_empty_net():
+    with pytest.raises(ValueError, match="width"):
+        cap.train(toy_stack(), 0, training.SGD(lr=0.1, batch_size=8), depth=1, n_seeds=1)
 
 
 def test_epochs_to_fit_is_the_first_epoch_at_100_percent():
@@ -125,13 +125,15 @@ def test_epochs_to_fit_is_the_first_epoch_at_100_percent():
     t = cap.epochs_to_fit(st, 16, sgd, depth=1, n_seeds=2, budget=200, seed=0)
     assert t.epochs.shape == (2, 2) and t.converged.all()
     assert (t.epochs[0] < t.epochs[1]).all()  # separable blobs fit before noise
-    ens, index = cap.ensemble(st, 16, depth=1, n_seeds=2, seed=0)
+    seeds = training.member_seeds(0, 4)
     member, d = 2, 1  # seed 0 on the noise: retrain it alone, one epoch short and exactly T
     for epochs, fits in ((int(t.epochs[d, 0]) - 1, False), (int(t.epochs[d, 0]), True)):
         model = training.train_single(lambda: models.mlp(st.input_shape, [16], 2), st.x_train[d], st.y_train[d],
-                                      replace(sgd, epochs=epochs), seed=ens.seeds[member])
+                                      replace(sgd, epochs=epochs), seed=seeds[member])
         with torch.no_grad():
             assert bool((model(st.x_train[d]).argmax(-1) == st.y_train[d]).all()) is fits
+    # every example is first fit at or before T (it may be forgotten and fit again before T)
+    assert t.first_fit.shape == (2, 2, 24) and (t.first_fit >= 0).all() and (t.first_fit.max(-1) <= t.epochs).all()
 
 
 def test_epochs_to_fit_censors_runs_that_do_not_fit():
@@ -140,6 +142,7 @@ def test_epochs_to_fit_censors_runs_that_do_not_fit():
     assert not t.converged[1].any()  # one hidden unit cannot fit 24 noise points in 2 epochs
     np.testing.assert_array_equal(t.epochs[1], [2, 2])
     assert t.n_censored[1] == 2
+    assert (t.first_fit[1] == -1).any(1).all()  # some noise examples never fit
 
 
 def test_capacity_sweep_shapes_and_determinism():
@@ -162,13 +165,16 @@ def test_convergence_sweep_trains_the_shared_setting_once(monkeypatch):
 
     def fake(stack, width, sgd, *, depth, n_seeds, budget, seed, device):
         calls.append((stack.n_train, width))
-        return cap.TimeToFit(np.full((len(stack.kinds), n_seeds), stack.n_train + width), np.ones((1, n_seeds), bool)
-                             .repeat(len(stack.kinds), 0), budget)
+        shape = (len(stack.kinds), n_seeds)
+        return cap.TimeToFit(np.full(shape, stack.n_train + width), np.ones(shape, bool), budget,
+                             np.zeros((*shape, stack.n_train), int))
 
     monkeypatch.setattr(cap, "epochs_to_fit", fake)
-    by_n, by_w = cap.convergence_sweep("digits", [data.REAL], training.SGD(0.1, 8), sizes=[50, 100], widths=[4, 16],
-                                       n_fixed=100, width_fixed=16, depth=1, n_seeds=2, budget=5, log=None)
+    by_n, by_w, first = cap.convergence_sweep(functools.partial(data.load, seed=0), "digits", [data.REAL],
+                                              training.SGD(0.1, 8), sizes=[50, 100], widths=[4, 16], n_fixed=100,
+                                              width_fixed=16, depth=1, n_seeds=2, budget=5, log=None)
     assert sorted(calls) == [(50, 16), (100, 4), (100, 16)]
+    assert first.shape == (1, 2, 100)
     np.testing.assert_array_equal(by_n.epochs[:, 0, 0], [66, 116])
     np.testing.assert_array_equal(by_w.epochs[:, 0, 0], [104, 116])
 
@@ -193,10 +199,11 @@ def test_plots_mark_censoring():
     plt.close(fig)
 
 
-def test_time_table_shows_censored_medians():
+def test_time_rows_show_censored_medians():
     t = times([[[10, 12, 11], [50, 50, 40]]], [[[1, 1, 1], [0, 0, 1]]])
-    table = cap.time_table([100], t, [data.REAL, data.RANDY], "N")
-    assert "| real | 11 [10–12] |" in table and "| randY 100% | ≥50 [40–40], 2/3 cens. |" in table
+    header, rows = cap.time_rows([100], t, [data.REAL, data.RANDY], "N")
+    assert header == ["kind \\ N", "100"]
+    assert rows == [["real", "11 [10–12]"], ["randY 100%", "≥50 [40–40], 2/3 cens."]]
 
 
 def test_summary_counts_censored_runs():
