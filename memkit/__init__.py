@@ -11,7 +11,7 @@ One module per concern:
   one after another; :mod:`memkit.sgd` holds the optimiser description and what a seed means.
 - :mod:`memkit.metrics` – per-example error statistics (easy examples, notebook 01).
 - :mod:`memkit.sensitivity` – loss sensitivity, unrolled and plain, and its Gini (notebook 02).
-- :mod:`memkit.capacity` – capacity and time-to-convergence sweeps (notebook 03).
+- :mod:`memkit.capacity` and :mod:`memkit.convergence` – capacity and time-to-convergence sweeps (notebook 03).
 - :mod:`memkit.adversarial` – the LASS search and the critical sample ratio (notebook 04).
 - :mod:`memkit.shallow` – contingency T, R+, R−, R± and the shallow models (notebook 06).
 - :mod:`memkit.figures` and :mod:`memkit.results` – figures, result JSON and claims, written atomically.
