@@ -11,7 +11,7 @@ One module per concern:
   one after another; :mod:`memkit.sgd` holds the optimiser description and what a seed means.
 - :mod:`memkit.metrics` – per-example error statistics (easy examples, notebook 01).
 - :mod:`memkit.sensitivity` – loss sensitivity, unrolled and plain, and its Gini (notebook 02).
-- :mod:`memkit.capacity` – capacity and time-to-convergence sweeps (notebook 03).
+- :mod:`memkit.capacity` and :mod:`memkit.convergence` – capacity and time-to-convergence sweeps (notebook 03).
 - :mod:`memkit.adversarial` – the LASS search, the critical sample ratio of a set of points, and the
   search's check on linear models (notebook 04; adversarial training in 05).
 - :mod:`memkit.critical` – the critical sample ratio through training, its claims and figures (notebook 04).
