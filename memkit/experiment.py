@@ -27,7 +27,7 @@ import io
 import os
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -210,12 +210,18 @@ class Run:
               figure: str = "", asserted: bool = True) -> results.Claim:
         """Record the claim ``value <op> threshold`` (:class:`memkit.results.Claim`) and return it.
         ``asserted=False``: reported in the table and the JSON but never fails the notebook."""
-        if any(c.id == id for c in self.claims):
-            raise ValueError(f"claim id {id!r} is already used in this run; give each claim its own id "
-                             f"(e.g. prefix the data set's name)")
-        c = results.Claim(id, statement, metric, value, threshold, op, figure, asserted)
-        self.claims.append(c)
-        return c
+        return self.record([results.Claim(id, statement, metric, value, threshold, op, figure, asserted)])[0]
+
+    def record(self, claims: Iterable[results.Claim]) -> list[results.Claim]:
+        """Record claims computed elsewhere, e.g. by a finding module's ``claims(...)``; return them.
+        Each claim id may be used once per run."""
+        claims = list(claims)
+        for c in claims:
+            if any(d.id == c.id for d in self.claims):
+                raise ValueError(f"claim id {c.id!r} is already used in this run; give each claim its own id "
+                                 f"(e.g. prefix the data set's name)")
+            self.claims.append(c)
+        return claims
 
     @staticmethod
     def table(header: list[str], rows: list[list[Any]]) -> Any:

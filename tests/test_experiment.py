@@ -181,3 +181,13 @@ def test_load_sizes_each_data_set_for_the_profile(out, monkeypatch):
     assert calls[2] == ("digits", dict(kind=data.REAL, seed=3))
     assert profiles.data_limits("paper", "mnist") == {}
     assert set(profiles.DATA_LIMITS) == set(profiles.PROFILES)
+
+
+def test_record_takes_claims_computed_elsewhere_once(out):
+    from memkit import results
+
+    run = make()
+    made = [results.Claim("a", "s", "m", 2.0, 1.0), results.Claim("b", "s", "m", 0.0, 1.0, asserted=False)]
+    assert run.record(made) == made and run.claims == made
+    with pytest.raises(ValueError, match="'a' is already used"):
+        run.record([results.Claim("a", "s", "m", 3.0, 1.0)])

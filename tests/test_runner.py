@@ -156,10 +156,10 @@ def test_every_notebooks_parameters_and_settings_are_read_from_its_source():
         table = parameters.notebook_settings(nb)
         assert table is not None and set(table) == {"test", "quick", "paper"}, nb
         assert all(isinstance(s["datasets"], list) for s in table.values()), nb
-    nbs = runner.notebooks(ROOT, ["01", "04"])
-    assert parameters.parse_parameters([("overrides", '{"n_models": 5}')], nbs, "paper") == {"overrides": {"n_models": 5}}
-    with pytest.raises(parameters.ParameterError, match="setting 'n_models' must be an integer"):
-        parameters.parse_parameters([("overrides", '{"n_models": 5.5}')], nbs, "paper")
+    nbs = runner.notebooks(ROOT, ["03", "04"])
+    assert parameters.parse_parameters([("overrides", '{"n_seeds": 5}')], nbs, "paper") == {"overrides": {"n_seeds": 5}}
+    with pytest.raises(parameters.ParameterError, match="setting 'n_seeds' must be an integer"):
+        parameters.parse_parameters([("overrides", '{"n_seeds": 5.5}')], nbs, "paper")
 
 
 def test_ctrl_c_prints_one_line_and_keeps_every_file_whole(project):
