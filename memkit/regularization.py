@@ -1,26 +1,16 @@
 """Regularization limits memorization more than learning (notebook 05, Arpit et al. 2017 §5, Figs. 10–11).
 
-Seven regularizers, each over a range of strengths, plus none as the reference (:class:`Setting`):
-dropout on the hidden units (rate p), input dropout (p), Gaussian noise on the inputs (σ, in the
-data's standardised units), Gaussian noise on the hidden units (σ), weight decay (λ), adversarial
-training (a fraction f of every mini-batch replaced by the critical samples that LASS finds on the
-current model, :func:`adversarial_hook`) and adversarial training with dropout. Every setting is
-trained, S seeds each, on real data, on randY (all labels random) and on real data with a fraction
-p of random labels (:class:`Stack`), as members of one batched ensemble (:func:`train`): the noise
-rates are buffers of per-member factories (:func:`factory`), weight decay a per-member tuple of
-:class:`memkit.training.SGD`; the adversarial settings form a second batched run, since LASS on
-every member would multiply the cost of the others.
+Seven regularizers over a range of strengths, and none as the reference (:class:`Setting`): dropout on
+the hidden units (rate p), input dropout (p), Gaussian noise on the inputs and on the hidden units (σ,
+in standardised units), weight decay (λ), adversarial training (a fraction f of every batch replaced by
+the critical samples LASS finds on the current model, :func:`adversarial_hook`) and adversarial
+training with dropout. Every setting trains S seeds on real data, randY and real data with a fraction
+p of random labels (:class:`Stack`), as members of batched ensembles (:func:`train`, :func:`runs`):
+rates are buffers of per-member factories (:func:`factory`), weight decay per member in ``training.SGD``.
 
-Quantities (each ``(G, S)``: G settings × S seeds, from :class:`Curves`):
-
-- :func:`memorization`: the final training accuracy on randY, Fig. 10's x;
-- :func:`generalization`: the test accuracy on real data at the epoch of best validation
-  accuracy, Fig. 10's y (the epoch is chosen on a validation split, the accuracy read on a
-  separate test split);
-- :func:`noisy_fit`: with label noise p, the final accuracy on the noisy training examples (the
-  ones whose label was changed) against their noisy labels, the memorization a practitioner sees;
-- :func:`time_to`: epochs to reach a training accuracy, right-censored at the budget
-  (:class:`memkit.capacity.TimeToFit`).
+Quantities, ``(G, S)`` per setting and seed: :func:`memorization` (Fig. 10's x), :func:`generalization`
+(Fig. 10's y: test accuracy at the epoch of best validation accuracy), :func:`noisy_fit` (memorized noisy
+labels in mixed data), :func:`time_to` (epochs to a training accuracy, censored) and :func:`effectiveness`.
 """
 
 from __future__ import annotations
@@ -35,14 +25,12 @@ import torch
 
 from memkit import adversarial, figures, models, training
 from memkit.capacity import TimeToFit
-from memkit.data import REAL, Dataset, Kind
+from memkit.data import RANDY, REAL, Dataset, Kind
 from memkit.results import Claim
 
-#: The regularizers, what their strength is, and the noise option each sets.
-REGULARIZERS = {"dropout": "rate p on the hidden units", "input_dropout": "rate p on the inputs",
-                "input_noise": "σ of Gaussian noise on the inputs", "hidden_noise": "σ of Gaussian noise on the hidden units",
-                "weight_decay": "λ", "adversarial": "fraction f of each batch replaced by critical samples",
-                "adversarial_dropout": "fraction f, with dropout at a fixed rate"}
+#: The regularizers; the first four are the noise options of :func:`memkit.models.mlp` and ``cnn``.
+REGULARIZERS = ("dropout", "input_dropout", "input_noise", "hidden_noise", "weight_decay", "adversarial",
+                "adversarial_dropout")
 NOISE = ("dropout", "input_dropout", "input_noise", "hidden_noise")
 COLORS = dict(zip(["none", *REGULARIZERS], ["k", *plt.get_cmap("tab10").colors[:len(REGULARIZERS)]]))
 
@@ -58,37 +46,25 @@ class Setting:
 
     def __post_init__(self) -> None:
         if self.regularizer != "none" and self.regularizer not in REGULARIZERS:
-            raise ValueError(f"unknown regularizer {self.regularizer!r}; use 'none' or one of {', '.join(REGULARIZERS)}")
+            raise ValueError(f"unknown regularizer {self.regularizer!r}; use 'none' or one of "
+                             f"{', '.join(REGULARIZERS)}")
         if (self.regularizer == "none") != (self.strength == 0) or self.strength < 0:
             raise ValueError(f"{self.regularizer} at strength {self.strength}: a regularizer needs a strength > 0, "
                              "'none' has strength 0")
 
-    @property
-    def label(self) -> str:
-        return "none" if self.regularizer == "none" else f"{self.regularizer.replace('_', ' ')} {self.strength:g}"
-
-    @property
-    def key(self) -> str:
-        return "none" if self.regularizer == "none" else f"{self.regularizer}{self.strength:g}"
+    label = property(lambda self: "none" if self.regularizer == "none" else
+                     f"{self.regularizer.replace('_', ' ')} {self.strength:g}")
+    key = property(lambda self: "none" if self.regularizer == "none" else f"{self.regularizer}{self.strength:g}")
 
     @property
     def noise(self) -> dict[str, float]:
         """The rates of the four noise options of :func:`memkit.models.mlp` / ``cnn`` (0: off)."""
-        rates = dict.fromkeys(NOISE, 0.0)
-        if self.regularizer in NOISE:
-            rates[self.regularizer] = self.strength
-        if self.regularizer == "adversarial_dropout":
-            rates["dropout"] = self.adv_dropout
-        return rates
+        adv = {"dropout": self.adv_dropout} if self.regularizer == "adversarial_dropout" else {}
+        return {n: self.strength if n == self.regularizer else adv.get(n, 0.0) for n in NOISE}
 
-    @property
-    def weight_decay(self) -> float:
-        return self.strength if self.regularizer == "weight_decay" else 0.0
-
-    @property
-    def adversarial(self) -> float:
-        """f, the fraction of each batch searched by LASS and replaced by its critical samples."""
-        return self.strength if self.regularizer.startswith("adversarial") else 0.0
+    weight_decay = property(lambda self: self.strength if self.regularizer == "weight_decay" else 0.0)
+    #: f, the fraction of each batch searched by LASS and replaced by its critical samples
+    adversarial = property(lambda self: self.strength if self.regularizer.startswith("adversarial") else 0.0)
 
 
 def grid(strengths: Mapping[str, Sequence[float]], adv_dropout: float = 0.5) -> list[Setting]:
@@ -97,7 +73,8 @@ def grid(strengths: Mapping[str, Sequence[float]], adv_dropout: float = 0.5) -> 
                           for r, ss in strengths.items() for s in ss]
 
 
-def factory(arch: str, input_shape: Sequence[int], n_classes: int, setting: Setting, **options: Any) -> training.Factory:
+def factory(arch: str, input_shape: Sequence[int], n_classes: int, setting: Setting,
+            **options: Any) -> training.Factory:
     """``arch`` ("mlp" or "cnn", :func:`memkit.models.factory`) with the noise options of ``setting``:
     the settings of one regularizer build the same layers and differ only in their rates (buffers),
     so they stack into one ensemble."""
@@ -116,8 +93,6 @@ def runs(settings: Sequence[Setting]) -> list[list[int]]:
         groups.setdefault((s.adversarial > 0, *(k for k, v in s.noise.items() if v)), []).append(g)
     return list(groups.values())
 
-
-# ------------------------------------------------------------------------------------------ data
 
 @dataclass(frozen=True)
 class Stack:
@@ -145,15 +120,11 @@ class Stack:
         if any(d.corruption == "randX" or not torch.equal(d.x_train, first.x_train) for d in datasets):
             raise ValueError("stack real and randY versions of one data set: their inputs must be the same")
         half = len(first.x_test) // 2
-        return Stack(first.name, tuple(d.kind for d in datasets), first.x_train[None].expand(len(datasets), *first.x_train.shape),
-                     torch.stack([d.y_train for d in datasets]), torch.stack([d.y_train != d.y_clean for d in datasets]),
-                     first.x_test[:half], first.y_test[:half], first.x_test[half:], first.y_test[half:], first.n_classes)
+        x, y = first.x_train.expand(len(datasets), *first.x_train.shape), torch.stack([d.y_train for d in datasets])
+        noisy = torch.stack([d.y_train != d.y_clean for d in datasets])
+        return Stack(first.name, tuple(d.kind for d in datasets), x, y, noisy, first.x_test[:half], first.y_test[:half],
+                     first.x_test[half:], first.y_test[half:], first.n_classes)
 
-    def index(self, kind: Kind) -> int:
-        return self.kinds.index(kind)
-
-
-# -------------------------------------------------------------------------------------- training
 
 @dataclass(frozen=True)
 class Curves:
@@ -177,12 +148,6 @@ class Curves:
                 (strength is None or np.isclose(s.strength, strength))]
 
 
-def measure_times(steps_per_epoch: int, epochs: int) -> list[int]:
-    """The steps after which accuracies are measured: 0, 1, 2, 4, ... within the first epoch, then every epoch end."""
-    early = [0] + [2 ** k for k in range(20) if 2 ** k < steps_per_epoch]
-    return early + [e * steps_per_epoch for e in range(1, epochs + 1)]
-
-
 def adversarial_hook(fractions: torch.Tensor, search: dict[str, Any], seed: int) -> training.Hook:
     """A :func:`memkit.training.train_seeds` hook for adversarial training: member m searches the
     first ⌊f_m·B⌉ examples of its batch with LASS (:func:`memkit.adversarial.lass`, ``search`` from
@@ -191,8 +156,7 @@ def adversarial_hook(fractions: torch.Tensor, search: dict[str, Any], seed: int)
     LASS draws its noise from a generator seeded with ``seed`` + the step, so training is deterministic."""
     def hook(seeds: training.Seeds, step: training.Step, xb: torch.Tensor, yb: torch.Tensor):
         n = torch.round(fractions[seeds.members] * xb.shape[1]).long().to(xb.device)
-        k = int(n.max())
-        if k == 0:
+        if (k := int(n.max())) == 0:
             return xb, yb
         gen = torch.Generator(device=xb.device).manual_seed(seed + step.step)
         found = adversarial.lass(seeds.forward, xb[:, :k], generator=gen, **search)
@@ -203,37 +167,37 @@ def adversarial_hook(fractions: torch.Tensor, search: dict[str, Any], seed: int)
     return hook
 
 
-def train(stack: Stack, settings: Sequence[Setting], make: Callable[[Setting], training.Factory], sgd: training.SGD, *,
-          n_seeds: int, search: dict[str, Any] | None = None, seed: int = 0, device: str | torch.device | None = None,
-          progress: bool = False) -> Curves:
+def train(stack: Stack, settings: Sequence[Setting], make: Callable[[Setting], training.Factory],
+          sgd: training.SGD, *, n_seeds: int, search: dict[str, Any] | None = None, seed: int = 0,
+          device: str | torch.device | None = None, progress: bool = False) -> Curves:
     """Train S = ``n_seeds`` seeds of every setting on every kind of ``stack`` and measure them.
 
     Member (g, d, s) trains ``make(settings[g])`` on kind d with seed index s; the settings of
     each of :func:`runs` train as one batched run, the adversarial ones with :func:`adversarial_hook`
-    and LASS parameters ``search``. Accuracies are measured in eval mode at :func:`measure_times`.
+    and LASS parameters ``search``. Accuracies are measured in eval mode before training, after
+    1, 2, 4, ... updates within the first epoch, and after every epoch.
     """
-    G, D, S = len(settings), len(stack.kinds), n_seeds
+    shape = (len(settings), len(stack.kinds), n_seeds)
     per_epoch = training.steps_per_epoch(stack.x_train.shape[1], sgd.batch_size)
-    times = measure_times(per_epoch, sgd.epochs)
-    shape = (G, D, S)
+    times = [0] + [2 ** k for k in range(30) if 2 ** k < per_epoch] + [e * per_epoch for e in range(1, sgd.epochs + 1)]
     out = {q: np.full((*shape, len(times)), np.nan) for q in ("train_acc", "noisy_acc", "val_acc", "test_acc")}
     correct = np.zeros((*shape, stack.x_train.shape[1]), dtype=bool)
     if search is None and any(s.adversarial for s in settings):
         raise ValueError("adversarial settings need LASS parameters: pass search=adversarial.lass_settings(...)")
     for r, group in enumerate(runs(settings)):
         adv = settings[group[0]].adversarial > 0
-        cells = [(g, d, s) for g in group for d in range(D) for s in range(S)]
+        cells = [(g, d, s) for g in group for d in range(shape[1]) for s in range(n_seeds)]
         index = torch.tensor([d for _, d, _ in cells])
         flat = [np.ravel_multi_index(c, shape) for c in cells]
         noisy = stack.noisy.to(index.device)[index]
         member_sgd = replace(sgd, weight_decay=tuple(settings[g].weight_decay for g, _, _ in cells))
 
-        def record(seeds: training.Seeds, step: training.Step) -> None:
+        def record(seeds: training.Seeds, step: training.Step, flat: list = flat, index: torch.Tensor = index,
+                   noisy: torch.Tensor = noisy) -> None:
             if step.step not in times:
                 return
-            t, rows = times.index(step.step), [flat[m] for m in seeds.members]
+            t, rows, nz = times.index(step.step), [flat[m] for m in seeds.members], noisy[seeds.members]
             ok = seeds.correct(stack.x_train, stack.y_train, data_index=index).cpu()
-            nz = noisy[seeds.members]
             values = {"train_acc": ok.float().mean(1), "val_acc": seeds.accuracy(stack.x_val, stack.y_val).cpu(),
                       "test_acc": seeds.accuracy(stack.x_test, stack.y_test).cpu(),
                       "noisy_acc": (ok & nz).sum(1) / nz.sum(1)}
@@ -250,15 +214,13 @@ def train(stack: Stack, settings: Sequence[Setting], make: Callable[[Setting], t
     return Curves(list(settings), stack.kinds, np.array(times) / per_epoch, **out, correct=correct)
 
 
-# ------------------------------------------------------------------------------------ quantities
-
 def _pick(curves: Curves, kind: Kind) -> int:
     if kind not in curves.kinds:
         raise ValueError(f"this run has no {kind.label} data; its kinds are {[k.label for k in curves.kinds]}")
     return curves.kinds.index(kind)
 
 
-def memorization(curves: Curves, kind: Kind = Kind("randY", 1.0)) -> np.ndarray:
+def memorization(curves: Curves, kind: Kind = RANDY) -> np.ndarray:
     """``(G, S)`` final training accuracy on ``kind`` (randY: Fig. 10's x, how much is memorized)."""
     return curves.train_acc[:, _pick(curves, kind), :, -1]
 
@@ -266,7 +228,7 @@ def memorization(curves: Curves, kind: Kind = Kind("randY", 1.0)) -> np.ndarray:
 def generalization(curves: Curves, kind: Kind = REAL) -> np.ndarray:
     """``(G, S)`` test accuracy at the epoch of best validation accuracy, trained on ``kind`` (Fig. 10's y)."""
     d = _pick(curves, kind)
-    best = np.nanargmax(curves.val_acc[:, d], axis=-1)
+    best = np.nanargmax(curves.val_acc[:, d], axis=-1)  # the epoch chosen on validation, per setting and seed
     return np.take_along_axis(curves.test_acc[:, d], best[..., None], -1)[..., 0]
 
 
@@ -278,8 +240,7 @@ def noisy_fit(curves: Curves, kind: Kind) -> np.ndarray:
 def time_to(curves: Curves, kind: Kind, target: float) -> TimeToFit:
     """T ``(G, S)``: the first measured time (epochs) with training accuracy ≥ ``target`` on ``kind``;
     runs that never reach it are censored at the budget (the last epoch)."""
-    acc = curves.train_acc[:, _pick(curves, kind)]
-    reached = acc >= target
+    reached = curves.train_acc[:, _pick(curves, kind)] >= target
     first = np.where(reached.any(-1), curves.epochs[np.argmax(reached, -1)], curves.epochs[-1])
     return TimeToFit(first, reached.any(-1), int(curves.epochs[-1]))
 
@@ -287,8 +248,7 @@ def time_to(curves: Curves, kind: Kind, target: float) -> TimeToFit:
 def effectiveness(curves: Curves, k: float) -> np.ndarray:
     """``(G, S)`` per seed: the cut in memorization minus k times the cost in generalization,
     both against the unregularized seed with the same index: (m₀ − m) − k·max(y₀ − y, 0)."""
-    m, y = memorization(curves), generalization(curves)
-    g0 = curves.at("none")[0]
+    m, y, g0 = memorization(curves), generalization(curves), curves.at("none")[0]
     return (m[g0] - m) - k * np.maximum(y[g0] - y, 0)
 
 
@@ -297,8 +257,8 @@ def slowdown_ratio(curves: Curves, g: int, noise_target: float, real_target: flo
     [T_noise(g) / T_noise(none)] / [T_real(g) / T_real(none)]. Censored times count conservatively:
     the budget in the numerator's T_noise(g), infinity elsewhere (the ratio falls to 0)."""
     g0 = curves.at("none")[0]
-    tn, tr = time_to(curves, Kind("randY", 1.0), noise_target), time_to(curves, REAL, real_target)
-    inf = lambda t, i: np.where(t.converged[i], t.epochs[i], np.inf)  # noqa: E731
+    tn, tr = time_to(curves, RANDY, noise_target), time_to(curves, REAL, real_target)
+    inf = lambda t, i: np.where(t.converged[i], t.epochs[i], np.inf)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = (tn.epochs[g] / inf(tn, g0)) / (inf(tr, g) / tr.epochs[g0])
     return np.nan_to_num(ratio, nan=0.0)
@@ -306,154 +266,115 @@ def slowdown_ratio(curves: Curves, g: int, noise_target: float, real_target: flo
 
 def best_regularized(curves: Curves, kind: Kind) -> int:
     """The regularized setting a practitioner would pick on data ``kind``: highest mean final validation accuracy."""
-    d = _pick(curves, kind)
-    regularized = [g for g, s in enumerate(curves.settings) if s.regularizer != "none"]
+    d, regularized = _pick(curves, kind), [g for g, s in enumerate(curves.settings) if s.regularizer != "none"]
     return regularized[int(np.argmax(curves.val_acc[regularized, d, :, -1].mean(-1)))]
 
 
 def claims(curves: Curves, *, k: float, margin: float, chosen: Mapping[str, float], noise_target: float,
            real_target: float, slowdown: float, acc_margin: float, fit_ratio: float, name: str = "",
            asserted: bool = True, reported: Sequence[str] = ()) -> list[Claim]:
-    """The notebook's claims, per seed and summarised by the worst seed (thresholds are arguments,
-    fixed in the notebook's settings before the run); the claims of the regularizers in ``reported``
-    are reported only. See the notebook for each statement."""
-    fig10, fig11, talk = "Arpit et al. 2017 Fig. 10; poster Fig. 5.1", "Arpit et al. 2017 Fig. 11; poster Fig. 5.2", \
-        "talk: 'Regularization can reduce memorization' (real data + randY)"
-    pre, eff, out = f"{name}-" if name else "", effectiveness(curves, k), []
-    for r in ("dropout", "adversarial"):
-        sure = asserted and r not in reported
-        out.append(Claim(f"{pre}{r}-cuts-memorization", f"some strength of {r} cuts randY memorization by far more than "
-                         "it costs in test accuracy on real data", f"max over strengths, worst seed: memorization cut − "
-                         f"{k:g} × accuracy cost", float(eff[curves.at(r)].min(-1).max()), margin, ">=", fig10, sure))
-        g = curves.at(r, chosen[r])[0]
-        out.append(Claim(f"{pre}{r}-slows-noise-more", f"{r} {chosen[r]:g} slows fitting random labels more than real ones",
-                         f"worst seed: [T(randY to {noise_target:g}) / T_none] / [T(real to {real_target:g}) / T_none]",
-                         float(slowdown_ratio(curves, g, noise_target, real_target).min()), slowdown, ">=", fig11, sure))
-    g0 = curves.at("none")[0]
-    for kind in curves.kinds:
-        if kind.corruption != "randY" or kind.p == 1:
-            continue
+    """The notebook's claims, per seed and summarised by the worst seed; the thresholds are arguments, fixed
+    in the notebook before the run. Claims of the regularizers in ``reported`` are reported only."""
+    pre, eff, g0, out = f"{name}-" if name else "", effectiveness(curves, k), curves.at("none")[0], []
+    fig10, fig11 = "Arpit et al. 2017 Fig. 10; poster Fig. 5.1", "Arpit et al. 2017 Fig. 11; poster Fig. 5.2"
+    talk = "talk: 'Regularization can reduce memorization' (real data + randY)"
+    for r in [r for r in ("dropout", "adversarial") if curves.at(r)]:
+        sure, g = asserted and r not in reported, curves.at(r, chosen[r])[0]
+        out += [Claim(f"{pre}{r}-cuts-memorization", f"some strength of {r} cuts randY memorization by far more "
+                      "than it costs in test accuracy on real data", f"max over strengths, worst seed: memorization "
+                      f"cut − {k:g} × accuracy cost", eff[curves.at(r)].min(-1).max(), margin, ">=", fig10, sure),
+                Claim(f"{pre}{r}-slows-noise-more", f"{r} {chosen[r]:g} slows fitting random labels more than real",
+                      f"worst seed: [T(randY to {noise_target:g}) / T_none] / [T(real to {real_target:g}) / T_none]",
+                      slowdown_ratio(curves, g, noise_target, real_target).min(), slowdown, ">=", fig11, sure)]
+    for kind in [kd for kd in curves.kinds if kd.corruption == "randY" and kd.p < 1]:
         g, d = best_regularized(curves, kind), _pick(curves, kind)
-        best_none = generalization(curves, kind)[g0]
-        out.append(Claim(f"{pre}{kind.key}-keeps-accuracy", f"on {kind.label}, the regularized setting with the best "
-                         f"validation accuracy ({curves.settings[g].label}) keeps test accuracy at the end of training "
-                         f"within {acc_margin:g} of early-stopped training without regularization",
-                         "worst seed: final test acc − best-epoch test acc of none",
-                         float((curves.test_acc[g, d, :, -1] - best_none).min()), -acc_margin, ">=", talk, asserted))
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = noisy_fit(curves, kind)[g] / noisy_fit(curves, kind)[g0]
-        out.append(Claim(f"{pre}{kind.key}-fits-fewer-noisy", f"on {kind.label}, that setting ({curves.settings[g].label}) "
-                         "fits far fewer noisy labels than no regularization", "worst seed: noisy-label fit / that of none",
-                         float(np.nan_to_num(ratio, nan=np.inf).max()), fit_ratio, "<=", talk, asserted))
-    score = eff.mean(-1)
-    best = {r: float(score[curves.at(r)].max()) for r in REGULARIZERS if curves.at(r)}
-    adv = max(best.get("adversarial", -np.inf), best.get("adversarial_dropout", -np.inf))
-    other = max(v for r, v in best.items() if not r.startswith("adversarial"))
-    out.append(Claim(f"{pre}adversarial-most-effective", "adversarial training (+ dropout) is the most effective regularizer",
-                     "best adversarial − best other regularizer, mean effectiveness", adv - other, 0.0, ">", fig10, False))
+            ratio = np.nan_to_num(noisy_fit(curves, kind)[g] / noisy_fit(curves, kind)[g0], nan=np.inf)
+        out += [Claim(f"{pre}{kind.key}-keeps-accuracy", f"on {kind.label}, the regularized setting with the best "
+                      f"validation accuracy ({curves.settings[g].label}) ends within {acc_margin:g} of the test "
+                      "accuracy of early-stopped training without regularization", "worst seed: final test acc − "
+                      "best-epoch test acc of none", (curves.test_acc[g, d, :, -1] - generalization(curves, kind)[g0])
+                      .min(), -acc_margin, ">=", talk, asserted),
+                Claim(f"{pre}{kind.key}-fits-fewer-noisy", f"on {kind.label}, that setting ({curves.settings[g].label})"
+                      " fits far fewer noisy labels than no regularization", "worst seed: noisy-label fit / none's",
+                      ratio.max(), fit_ratio, "<=", talk, asserted)]
+    best = {r: eff[curves.at(r)].mean(-1).max() for r in _regularizers(curves)}
+    adv = max((v for r, v in best.items() if r.startswith("adversarial")), default=np.nan)
+    out.append(Claim(f"{pre}adversarial-most-effective", "adversarial training (+ dropout) is the most effective "
+                     "regularizer", "best adversarial − best other regularizer, mean effectiveness",
+                     adv - max(v for r, v in best.items() if not r.startswith("adversarial")), 0.0, ">", fig10, False))
     return out
 
 
-def time_rows(curves: Curves, noise_target: float, real_target: float) -> tuple[list[str], list[list[str]]]:
+def time_rows(curves: Curves, noise_target: float, real_target: float) -> tuple[list[str], list[list[Any]]]:
     """Header and rows for ``run.table``: median epochs over seeds to ``noise_target`` on randY and to
     ``real_target`` on real labels ("≥" when censoring hides the median), and the censored runs."""
-    def median(t: TimeToFit, g: int) -> str:
-        lo, hi = t.median()
-        return f"{lo[g]:.3g}" if np.isfinite(hi[g]) else f"≥{lo[g]:.3g}"
-
-    tn, tr = time_to(curves, Kind("randY", 1.0), noise_target), time_to(curves, REAL, real_target)
-    return (["setting", f"epochs to {noise_target:.0%} on randY", "censored", f"epochs to {real_target:.0%} on real", "censored"],
-            [[s.label, median(tn, g), int(tn.n_censored[g]), median(tr, g), int(tr.n_censored[g])]
-             for g, s in enumerate(curves.settings)])
+    tn, tr = time_to(curves, RANDY, noise_target), time_to(curves, REAL, real_target)
+    (nlo, nhi), (rlo, rhi) = tn.median(), tr.median()
+    cell = lambda lo, hi: f"{lo:.3g}" if np.isfinite(hi) else f"≥{lo:.3g}"
+    return (["setting", f"epochs to {noise_target:.0%} on randY", "censored", f"epochs to {real_target:.0%} on real",
+             "censored"], [[s.label, cell(nlo[g], nhi[g]), tn.n_censored[g], cell(rlo[g], rhi[g]), tr.n_censored[g]]
+                           for g, s in enumerate(curves.settings)])
 
 
-def effectiveness_rows(curves: Curves, k: float) -> tuple[list[str], list[list[str]]]:
+def effectiveness_rows(curves: Curves, k: float) -> tuple[list[str], list[list[Any]]]:
     """Header and rows for ``run.table``: per regularizer, its most effective strength (mean over seeds), the
-    memorization and test accuracy there, ranked from the most effective."""
-    m, y, eff = memorization(curves), generalization(curves), effectiveness(curves, k).mean(-1)
-    g0 = curves.at("none")[0]
-    best = sorted(((max(curves.at(r), key=lambda g: eff[g]), r) for r in _regularizers(curves)), key=lambda t: -eff[t[0]])
+    memorization and test accuracy there, ranked from the most effective (none first, as the reference)."""
+    m, y, eff = memorization(curves).mean(-1), generalization(curves).mean(-1), effectiveness(curves, k).mean(-1)
+    best = sorted((max(curves.at(r), key=lambda g: eff[g]) for r in _regularizers(curves)), key=lambda g: -eff[g])
     return (["rank", "regularizer", "best strength", "randY fit", "real test acc", f"effectiveness (k = {k:g})"],
-            [[0, "none", "", f"{m[g0].mean():.3f}", f"{y[g0].mean():.3f}", "0"]] +
-            [[i + 1, r, f"{curves.settings[g].strength:g}", f"{m[g].mean():.3f}", f"{y[g].mean():.3f}", f"{eff[g]:.3f}"]
-             for i, (g, r) in enumerate(best)])
+            [[i, curves.settings[g].regularizer, curves.settings[g].strength, f"{m[g]:.3f}", f"{y[g]:.3f}",
+              f"{eff[g]:.3f}"] for i, g in enumerate([curves.at("none")[0], *best])])
 
 
 def summary(curves: Curves, k: float) -> dict[str, Any]:
-    """For the result JSON: per setting, the mean and per-seed memorization, generalization,
-    effectiveness, and per mixed kind the noisy-label fit and final test accuracy."""
-    m, y, eff = memorization(curves), generalization(curves), effectiveness(curves, k)
-    out: dict[str, Any] = {"epochs": curves.epochs.tolist(), "kinds": [kd.label for kd in curves.kinds]}
-    for g, s in enumerate(curves.settings):
-        out[s.key] = {"memorization": m[g].tolist(), "generalization": y[g].tolist(), "effectiveness": eff[g].tolist(),
-                      **{f"{kd.key}": {"noisy_fit": noisy_fit(curves, kd)[g].tolist(),
-                                       "final_test_acc": curves.test_acc[g, d, :, -1].tolist()}
-                         for d, kd in enumerate(curves.kinds) if kd.corruption and kd.p < 1}}
-    return out
+    """For the result JSON: ``(G, S)`` lists of memorization, generalization, effectiveness and, per mixed
+    kind, the noisy-label fit and the final test accuracy; ``settings`` names the G rows."""
+    per = {"memorization": memorization(curves), "generalization": generalization(curves),
+           "effectiveness": effectiveness(curves, k)} | {
+        f"{kd.key}_{q}": v for d, kd in enumerate(curves.kinds) if kd.corruption and kd.p < 1
+        for q, v in (("noisy_fit", noisy_fit(curves, kd)), ("final_test_acc", curves.test_acc[:, d, :, -1]))}
+    return {"kinds": [kd.label for kd in curves.kinds], "settings": [s.key for s in curves.settings],
+            **{q: v.tolist() for q, v in per.items()}}
 
-
-def findings(curves: Curves, claims: Sequence[Claim], thresholds: Mapping[str, float], name: str) -> str:
-    """What this run found, in Markdown, with its numbers: the unregularized reference, the most
-    effective regularizer, and the claims that held and did not."""
-    m, y = memorization(curves), generalization(curves)
-    g0, k = curves.at("none")[0], thresholds["k"]
-    rows = effectiveness_rows(curves, k)[1]
-    first, adv = rows[1], [r for r in rows[1:] if str(r[1]).startswith("adversarial")]
-    text = [f"**{name}.** Without regularization the network fits {m[g0].mean():.0%} of the random labels "
-            f"(randY, mean over {m.shape[1]} seeds) and reaches {y[g0].mean():.1%} test accuracy on real data. "
-            f"The most effective regularizer in this run is **{first[1]}** at {first[2]} (randY fit {first[3]}, "
-            f"real test accuracy {first[4]}, effectiveness {first[5]})."]
-    if adv:
-        text.append(f"Adversarial training ranks {', '.join(f'{r[1]} #{r[0]}' for r in adv)} of {len(rows) - 1}"
-                    + ("." if first[1].startswith("adversarial") else ": it is **not** the most effective here, "
-                       "unlike the paper's remark."))
-    held = [c.id for c in claims if c.holds]
-    failed = [f"{c.id} ({c.value:.3g}, needs {c.op} {c.threshold:.3g})" for c in claims if not c.holds]
-    text.append(f"Claims that held: {', '.join(held) or 'none'}. Did not hold: {', '.join(failed) or 'none'}.")
-    return " ".join(text) + "\n"
-
-
-# --------------------------------------------------------------------------------------- figures
 
 def _regularizers(curves: Curves) -> list[str]:
     return [r for r in REGULARIZERS if curves.at(r)]
 
 
-def plot_fig10(ax: plt.Axes, curves: Curves) -> None:
-    """Fig. 10: y = test accuracy at the best validation epoch (real data) against x = final randY
-    training accuracy, one curve per regularizer through its strengths (from none); mean over seeds
-    with the seed range as error bars."""
-    m, y = memorization(curves), generalization(curves)
+def _tradeoff(ax: plt.Axes, curves: Curves, x: np.ndarray, y: np.ndarray) -> None:
+    """One curve per regularizer from none through its strengths (the last labelled): means over seeds of
+    ``x`` and ``y`` ``(G, S)``, with bars over the seed range; none is the black square."""
     g0 = curves.at("none")[0]
     for r in _regularizers(curves):
         gs = [g0, *curves.at(r)]
-        ax.errorbar(m[gs].mean(-1), y[gs].mean(-1), xerr=np.ptp(m[gs], -1) / 2, yerr=np.ptp(y[gs], -1) / 2,
-                    color=COLORS[r], marker="o", ms=4, lw=1.5, capsize=0, label=r.replace("_", " "))
-        ax.annotate(f"{curves.settings[gs[-1]].strength:g}", (m[gs[-1]].mean(), y[gs[-1]].mean()), fontsize=7,
+        ax.errorbar(x[gs].mean(-1), y[gs].mean(-1), xerr=np.ptp(x[gs], -1) / 2, yerr=np.ptp(y[gs], -1) / 2,
+                    color=COLORS[r], marker="o", ms=4, lw=1.5, label=r.replace("_", " "))
+        ax.annotate(f"{curves.settings[gs[-1]].strength:g}", (x[gs[-1]].mean(), y[gs[-1]].mean()), fontsize=7,
                     color=COLORS[r], xytext=(3, 3), textcoords="offset points")
-    ax.plot(m[g0].mean(), y[g0].mean(), "s", color="k", ms=8, label="none", zorder=5)
-    ax.set(xlabel="final training accuracy on randY (memorization)", ylabel="test accuracy on real data at best val epoch")
+    ax.plot(x[g0].mean(), y[g0].mean(), "s", color="k", ms=8, label="none", zorder=5)
     ax.legend(fontsize=7, loc="lower right")
 
 
+def plot_fig10(ax: plt.Axes, curves: Curves) -> None:
+    """Fig. 10: test accuracy on real data at the best validation epoch against the final randY training accuracy."""
+    _tradeoff(ax, curves, memorization(curves), generalization(curves))
+    ax.set(xlabel="final training accuracy on randY (memorization)", ylabel="real test accuracy at best val epoch")
+
+
 def plot_mixed(ax: plt.Axes, curves: Curves, kind: Kind) -> None:
-    """Real data + randY at p: clean test accuracy at the end of training against the fit of the noisy labels."""
-    fit, d = noisy_fit(curves, kind), _pick(curves, kind)
-    acc = curves.test_acc[:, d, :, -1]
-    g0 = curves.at("none")[0]
-    for r in _regularizers(curves):
-        gs = [g0, *curves.at(r)]
-        ax.plot(fit[gs].mean(-1), acc[gs].mean(-1), "o-", color=COLORS[r], ms=4, label=r.replace("_", " "))
-    ax.plot(fit[g0].mean(), acc[g0].mean(), "s", color="k", ms=8, label="none", zorder=5)
-    ax.axhline(generalization(curves, kind)[g0].mean(), color="k", ls=":", lw=1, label="none, early-stopped")
+    """Real data + randY at p: final clean test accuracy against the final fit of the noisy labels; the dotted
+    line is no regularization at its best validation epoch."""
+    _tradeoff(ax, curves, noisy_fit(curves, kind), curves.test_acc[:, _pick(curves, kind), :, -1])
+    ax.axhline(generalization(curves, kind)[curves.at("none")[0]].mean(), color="k", ls=":", lw=1)
     ax.set(xlabel=f"final accuracy on the noisy labels ({kind.label})", ylabel="final clean test accuracy",
-           title=f"{kind.label}: memorization vs learning")
+           title=f"{kind.label}: memorization vs learning (dotted: none, early-stopped)")
 
 
 def plot_fig11(axes: Sequence[plt.Axes], curves: Curves, chosen: Mapping[str, float]) -> None:
     """Fig. 11: training accuracy over epochs on randY (``axes[0]``) and real labels (``axes[1]``), no
     regularization and each regularizer at its chosen strength: mean line and seed band."""
-    for ax, kind in zip(axes, (Kind("randY", 1.0), REAL)):
+    for ax, kind in zip(axes, (RANDY, REAL)):
         d = _pick(curves, kind)
         for r in ["none", *_regularizers(curves)]:
             g = curves.at(r, chosen.get(r))[0]
@@ -464,20 +385,15 @@ def plot_fig11(axes: Sequence[plt.Axes], curves: Curves, chosen: Mapping[str, fl
 
 
 def plot_time(ax: plt.Axes, curves: Curves, target: float) -> None:
-    """Epochs to reach ``target`` training accuracy on randY against strength, per regularizer: one dot per
-    seed, crosses for censored runs (plotted at the budget); the dotted line is no regularization's median."""
-    t = time_to(curves, Kind("randY", 1.0), target)
-    for i, r in enumerate(_regularizers(curves)):
-        gs = curves.at(r)
-        for j, g in enumerate(gs):
-            x = np.full(t.epochs.shape[-1], i + (j + 1) / (len(gs) + 1))
-            c = t.converged[g]
+    """Epochs to ``target`` training accuracy on randY, per regularizer with strengths rising left to right:
+    a dot per seed, a cross per censored run (at the budget); dotted: the median without regularization."""
+    t, regs = time_to(curves, RANDY, target), _regularizers(curves)
+    for i, r in enumerate(regs):
+        for j, g in enumerate(curves.at(r)):
+            x, c = np.full(len(t.epochs[g]), i + (j + 1) / (len(curves.at(r)) + 1)), t.converged[g]
             ax.plot(x[c], t.epochs[g][c], "o", color=COLORS[r], ms=4)
             ax.plot(x[~c], t.epochs[g][~c], "x", color=COLORS[r], ms=6)
-    lo, hi = t.median()
-    ax.axhline(lo[curves.at("none")[0]], color="k", ls=":", lw=1, label="none (median)")
-    regs = _regularizers(curves)
+    ax.axhline(t.median()[0][curves.at("none")[0]], color="k", ls=":", lw=1, label="none (median)")
     ax.set_xticks(np.arange(len(regs)) + 0.5, [r.replace("_", "\n") for r in regs], fontsize=7)
-    ax.set(ylabel=f"epochs to {target:.0%} randY training accuracy", title="time to memorize (× censored, ≥ budget); "
-           "strengths rise left to right")
+    ax.set(ylabel=f"epochs to {target:.0%} on randY", title="time to memorize (× censored, at the budget)")
     ax.legend(fontsize=7)

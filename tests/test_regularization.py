@@ -18,8 +18,9 @@ from memkit import regularization as reg
 from memkit.data import REAL, Kind
 
 RANDY, MIXED = Kind("randY", 1.0), Kind("randY", 0.5)
-THRESHOLDS = dict(k=3.0, margin=0.25, noise_target=0.5, real_target=0.9, slowdown=2.0, acc_margin=0.03, fit_ratio=0.5)
-CHOSEN = dict(dropout=0.5, adversarial=0.5)
+THRESHOLDS = {"k": 3.0, "margin": 0.25, "noise_target": 0.5, "real_target": 0.9, "slowdown": 2.0, "acc_margin": 0.03,
+              "fit_ratio": 0.5}
+CHOSEN = {"dropout": 0.5, "adversarial": 0.5}
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +30,9 @@ def stack():
 
 def test_settings_grid_and_options():
     settings = reg.grid({"dropout": [0.2, 0.5], "weight_decay": [1e-3], "adversarial_dropout": [0.5]}, adv_dropout=0.3)
-    assert [s.key for s in settings] == ["none", "dropout0.2", "dropout0.5", "weight_decay0.001", "adversarial_dropout0.5"]
-    assert settings[2].noise == dict(dropout=0.5, input_dropout=0.0, input_noise=0.0, hidden_noise=0.0)
+    assert [s.key for s in settings] == ["none", "dropout0.2", "dropout0.5", "weight_decay0.001",
+                                         "adversarial_dropout0.5"]
+    assert settings[2].noise == {"dropout": 0.5, "input_dropout": 0.0, "input_noise": 0.0, "hidden_noise": 0.0}
     assert settings[3].weight_decay == 1e-3 and settings[3].adversarial == 0 and settings[0].label == "none"
     assert settings[4].noise["dropout"] == 0.3 and settings[4].adversarial == 0.5
     assert reg.runs(settings) == [[0, 3], [1, 2], [4]]  # same layers and same need of LASS train together
@@ -43,7 +45,8 @@ def test_settings_grid_and_options():
 def test_factory_builds_the_settings_layers():
     model = reg.factory("mlp", (1, 8, 8), 10, reg.Setting("input_noise", 0.5), widths=[16])()
     noise = [m for m in model.modules() if isinstance(m, models.GaussianNoise)]
-    assert len(noise) == 1 and float(noise[0].rate) == 0.5 and not any(isinstance(m, models.Dropout) for m in model.modules())
+    assert len(noise) == 1 and float(noise[0].rate) == 0.5
+    assert not any(isinstance(m, models.Dropout) for m in model.modules())
     with pytest.raises(ValueError, match="'mlp' or 'cnn'"):
         reg.factory("paper_cnn", (3, 32, 32), 10, reg.Setting())
 
@@ -78,8 +81,8 @@ def test_adversarial_hook_trains_on_lass_critical_samples_and_is_deterministic(s
 
 def test_train_measures_every_member_and_repeats(stack):
     settings = reg.grid({"dropout": [0.5], "weight_decay": [0.01], "adversarial": [0.25]})
-    make = lambda s: reg.factory("mlp", (1, 8, 8), 10, s, widths=[16])  # noqa: E731
-    run = dict(n_seeds=2, search=adversarial.lass_settings(stack.x_test, r=8.0, n_iter=2), seed=3, device="cpu")
+    make = lambda s: reg.factory("mlp", (1, 8, 8), 10, s, widths=[16])
+    run = {"n_seeds": 2, "search": adversarial.lass_settings(stack.x_test, r=8.0, n_iter=2), "seed": 3, "device": "cpu"}
     sgd = training.SGD(lr=0.1, batch_size=32, epochs=2)
     a, b = (reg.train(stack, settings, make, sgd, **run) for _ in range(2))
     assert a.train_acc.shape == (4, 3, 2, len(a.epochs)) and a.correct.shape == (4, 3, 2, 120)
@@ -119,8 +122,8 @@ def curves(mem, gen, t_noise, t_real, fit, final, peak=None, jitter=0.0, budget=
     return reg.Curves(settings, (REAL, RANDY, MIXED), t, acc, noisy, val, val.copy(), correct)
 
 
-FINDING = dict(mem=[0.9, 0.4, 0.45], gen=[0.95, 0.95, 0.94], t_noise=[10, 99, 99], t_real=[1, 1, 1],
-               fit=[0.9, 0.1, 0.3], final=[0.6, 0.92, 0.88], peak=0.9)
+FINDING = {"mem": [0.9, 0.4, 0.45], "gen": [0.95, 0.95, 0.94], "t_noise": [10, 99, 99], "t_real": [1, 1, 1],
+               "fit": [0.9, 0.1, 0.3], "final": [0.6, 0.92, 0.88], "peak": 0.9}
 
 
 def test_quantities_known_answers():
