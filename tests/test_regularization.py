@@ -173,7 +173,9 @@ def test_mixed_claims_fail_without_an_effect_or_at_a_cost_in_accuracy():
 def test_claims_are_summarised_by_the_worst_seed_and_flags_pass_through():
     ok = held(jitter=0.3)  # the mean cut is still 0.5, but the worst seed cuts only 0.2 < 0.25
     assert not ok["dropout-cuts-memorization"] and held()["dropout-cuts-memorization"]
-    found = reg.claims(curves(**FINDING), chosen=CHOSEN, name="d", reported=["adversarial"], **THRESHOLDS)
+    found = reg.claims(curves(**FINDING), chosen=CHOSEN, name="d", reported=["adversarial-cuts-memorization"],
+                       **THRESHOLDS)
     flags = {c.id: c.asserted for c in found}
-    assert flags["d-dropout-cuts-memorization"] and not flags["d-adversarial-cuts-memorization"]
-    assert not flags["d-adversarial-most-effective"]
+    assert flags["d-dropout-cuts-memorization"] and flags["d-adversarial-slows-noise-more"]
+    assert not flags["d-adversarial-cuts-memorization"] and not flags["d-adversarial-most-effective"]
+    assert not any(c.asserted for c in reg.claims(curves(**FINDING), chosen=CHOSEN, asserted=False, **THRESHOLDS))
