@@ -28,6 +28,9 @@ CUT_DOWN = {
     "04_critical_samples": (["mnist", "cifar10-subset"], {
         "n_seeds": 1, "n_train": 64, "n_test": 50, "n_csr": 10, "epochs": [0, 1], "noise_levels": [0.5],
         "widths": [64], "n_check": 100, "lass": {"n_iter": 2}}),
+    "05_regularization": (["mnist", "cifar10-subset"], {
+        "n_train": 64, "n_seeds": 1, "epochs": 1, "arch_options": {"channels": [4], "hidden": 8},
+        "strengths": {"dropout": [0.5], "weight_decay": [0.001], "adversarial": [0.5]}, "lass": {"n_iter": 2}}),
     "06_shallow_first": (["mnist", "cifar10-subset"], {"n_seeds": 2, "n_train": 8, "n_test": 8, "epochs": 1, "n_log": 2}),
 }
 
