@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from memkit import adversarial, figures, models, training
-from memkit.capacity import TimeToFit
+from memkit.convergence import TimeToFit
 from memkit.data import RANDY, REAL, Dataset, Kind
 from memkit.results import Claim
 
