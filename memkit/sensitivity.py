@@ -10,7 +10,7 @@ where the derivative is taken *through the unrolled training* (after Maclaurin e
 changes L_t directly, through its own term ℓ(f_{θ_t}(x), y), and through θ_t, since every SGD
 update θ_s = θ_{s−1} − η ∇_θ ℓ_{B_s}(θ_{s−1}) whose mini-batch B_s held x moved the weights a little
 differently. ḡ_x = (1/T) Σ_t g_x^t averages it over the steps; its Gini coefficient over the
-training examples measures how unequally the examples drive the loss (:func:`gini`).
+training examples measures how unequally the examples drive the loss (:func:`memkit.metrics.gini`).
 
 **The plain input gradient** (Gu & Tresp's G(x), up to the factor 1/N) holds θ_t fixed:
 ‖∂L_t/∂x‖₁ at fixed θ_t = (1/N) ‖∂ℓ(f_{θ_t}(x), y)/∂x‖₁. It sees only the direct term, so the
@@ -44,34 +44,14 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, jacrev, vjp
 
-from memkit import data, figures, training
+from memkit import data, figures, metrics, models, training
 from memkit.device import pick_device
-from memkit.models import mlp
 
 Params = dict[str, torch.Tensor]
 
 
-def gini(values: torch.Tensor | np.ndarray, dim: int = -1) -> torch.Tensor:
-    """The Gini coefficient of non-negative ``values`` along ``dim``.
-
-    G = Σ_a Σ_b |v_a − v_b| / (2 n² v̄), computed from the sorted values v_(1) ≤ … ≤ v_(n) as
-    G = Σ_i (2i − n − 1) v_(i) / (n Σ_i v_i). 0 when all values are equal, (n − 1)/n when one value
-    out of n carries everything; invariant to scaling and to the order of the values. NaN where all
-    values are zero. Returns ``values``' shape without ``dim``, float64.
-    """
-    v = torch.as_tensor(values, dtype=torch.float64).movedim(dim, -1)
-    if v.shape[-1] == 0:
-        raise ValueError("gini needs at least one value along dim")
-    if bool((v < 0).any()):
-        raise ValueError("gini is defined for non-negative values (e.g. norms of gradients); got a negative one")
-    n = v.shape[-1]
-    rank = torch.arange(1, n + 1, dtype=v.dtype, device=v.device)
-    sorted_v = v.sort(dim=-1).values
-    return ((2 * rank - n - 1) * sorted_v).sum(-1) / (n * v.sum(-1))
-
-
 @dataclass
-class Trajectory:
+class Recording:
     """An SGD run of S seeds, recorded so that it can be differentiated through.
 
     Attributes:
@@ -93,7 +73,7 @@ class Trajectory:
         return len(self.batches)
 
     @property
-    def n_models(self) -> int:
+    def n_seeds(self) -> int:
         """S, the number of seeds."""
         return len(self.ensemble)
 
@@ -112,7 +92,7 @@ class Trajectory:
 
 
 def record_sgd(factory: training.Factory, x: torch.Tensor, y: torch.Tensor, sgd: training.SGD, *,
-               n_seeds: int, seed: int = 0, device: str | torch.device | None = None) -> Trajectory:
+               n_seeds: int, seed: int = 0, device: str | torch.device | None = None) -> Recording:
     """Train ``n_seeds`` seeds with plain mini-batch SGD (``sgd`` without momentum, weight decay,
     schedule or augmentation: the updates the unrolled derivative follows) and record the run:
     θ_s after every update and every mini-batch.
@@ -138,15 +118,16 @@ def record_sgd(factory: training.Factory, x: torch.Tensor, y: torch.Tensor, sgd:
 
     training.fit(ens, x, y, sgd, callback=keep)
     params = {k: torch.stack([s[k] for s in snapshots]) for k in snapshots[0]}
-    return Trajectory(ens, params, batches, sgd.lr)
+    return Recording(ens, params, batches, sgd.lr)
 
 
-def step_grid(n_steps: int, n_points: int) -> list[int]:
+def eval_steps(n_steps: int, n_points: int) -> list[int]:
     """``n_points`` evaluation times t spread evenly over 1 … T (T = ``n_steps``), ending at T;
     all of 1 … T when ``n_points`` ≥ T."""
     if n_steps < 1 or n_points < 1:
         raise ValueError(f"n_steps={n_steps} and n_points={n_points} must be positive")
-    return sorted({int(round(t)) for t in np.linspace(n_steps / min(n_points, n_steps), n_steps, min(n_points, n_steps))})
+    n = min(n_points, n_steps)
+    return sorted({int(round(t)) for t in np.linspace(n_steps / n, n_steps, n)})
 
 
 def class_weights(y: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -155,7 +136,7 @@ def class_weights(y: torch.Tensor, n_classes: int) -> torch.Tensor:
     return F.one_hot(y, n_classes).T.to(torch.float32) / len(y)
 
 
-def unrolled_input_gradients(traj: Trajectory, x: torch.Tensor, y: torch.Tensor, times: Sequence[int],
+def unrolled_input_gradients(traj: Recording, x: torch.Tensor, y: torch.Tensor, times: Sequence[int],
                              weights: torch.Tensor | None = None, *,
                              through_training: bool = True) -> torch.Tensor:
     """∂L_t^c/∂x_n for every evaluation time t, loss component c and training example n.
@@ -168,7 +149,7 @@ def unrolled_input_gradients(traj: Trajectory, x: torch.Tensor, y: torch.Tensor,
     Args:
         traj: the recorded run (:func:`record_sgd`), trained on ``x``, ``y``.
         x, y: the training set the run used, ``(N, *input_shape)`` and ``(N,)``.
-        times: evaluation steps t in 0 … T, e.g. :func:`step_grid` (sorted, repeats dropped).
+        times: evaluation steps t in 0 … T, e.g. :func:`eval_steps` (sorted, repeats dropped).
 
     Returns:
         ``(S, G, C, N, *input_shape)`` in ``x``'s dtype, on the run's device, G the number of distinct
@@ -187,7 +168,7 @@ def unrolled_input_gradients(traj: Trajectory, x: torch.Tensor, y: torch.Tensor,
     if w.ndim != 2 or w.shape[1] != len(x):
         raise ValueError(f"weights must be (C, N) = (C, {len(x)}); got {tuple(w.shape)}")
     base, lr, buffers = ens.base, traj.lr, ens.buffers
-    n_comp, n_grid, n_models = w.shape[0], len(times), traj.n_models
+    n_comp, n_grid, n_seeds = w.shape[0], len(times), traj.n_seeds
 
     def losses(p: Params, b: Params, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(functional_call(base, (p, b), (xs,)), ys, reduction="none")
@@ -206,9 +187,9 @@ def unrolled_input_gradients(traj: Trajectory, x: torch.Tensor, y: torch.Tensor,
     direct = torch.vmap(jacrev(components, argnums=(0, 2)), in_dims=(0, 0, None))
     backward = torch.vmap(update_vjp)
     # out[i, n, k·C + c] = ∂L_{t_k}^c/∂x_n for member i; layout (S, N, M, …): a mini-batch is one index_put_
-    out = x.new_zeros(n_models, len(x), n_grid * n_comp, *x.shape[1:])
-    adj = {k: v.new_zeros(n_models, n_grid * n_comp, *v.shape[2:]) for k, v in traj.params.items()}
-    rows = torch.arange(n_models, device=dev)[:, None]
+    out = x.new_zeros(n_seeds, len(x), n_grid * n_comp, *x.shape[1:])
+    adj = {k: v.new_zeros(n_seeds, n_grid * n_comp, *v.shape[2:]) for k, v in traj.params.items()}
+    rows = torch.arange(n_seeds, device=dev)[:, None]
     for s in range(times[-1], -1, -1):  # s: θ_s, the weights after s updates
         first = next(k for k, t in enumerate(times) if t >= s) * n_comp  # rows with t_k ≥ s are live
         if s in times:  # the direct term of L_s: ∂L_s^c/∂θ_s and ∂L_s^c/∂x at fixed θ_s
@@ -237,7 +218,7 @@ def _norm(g: torch.Tensor, n_input_dims: int, ord: float) -> torch.Tensor:
     return torch.linalg.vector_norm(g.flatten(-n_input_dims), ord=ord, dim=-1)
 
 
-def loss_sensitivity(traj: Trajectory, x: torch.Tensor, y: torch.Tensor, times: Sequence[int], *,
+def loss_sensitivity(traj: Recording, x: torch.Tensor, y: torch.Tensor, times: Sequence[int], *,
                      ord: float = 1) -> torch.Tensor:
     """The paper's loss sensitivity g_x^t = ‖∂L_t/∂x‖ through the unrolled training, ``(S, G, N)``.
 
@@ -247,7 +228,7 @@ def loss_sensitivity(traj: Trajectory, x: torch.Tensor, y: torch.Tensor, times: 
     return _norm(unrolled_input_gradients(traj, x, y, times)[:, :, 0], x.ndim - 1, ord)
 
 
-def input_gradient_sensitivity(traj: Trajectory, x: torch.Tensor, y: torch.Tensor, times: Sequence[int], *,
+def input_gradient_sensitivity(traj: Recording, x: torch.Tensor, y: torch.Tensor, times: Sequence[int], *,
                                ord: float = 1) -> torch.Tensor:
     """The plain input gradient ‖∂L_t/∂x‖ with θ_t held fixed, = (1/N)‖∂ℓ(f_{θ_t}(x), y)/∂x‖
     (Gu & Tresp's G(x) divided by N), ``(S, G, N)``: the direct term of :func:`loss_sensitivity`."""
@@ -255,7 +236,7 @@ def input_gradient_sensitivity(traj: Trajectory, x: torch.Tensor, y: torch.Tenso
     return _norm(g, x.ndim - 1, ord)
 
 
-def per_class_loss_sensitivity(traj: Trajectory, x: torch.Tensor, y: torch.Tensor, times: Sequence[int],
+def per_class_loss_sensitivity(traj: Recording, x: torch.Tensor, y: torch.Tensor, times: Sequence[int],
                                n_classes: int, *, through_training: bool = True,
                                ord: float = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """‖∂L_t(y=i)/∂x_n‖ for every class term i, and ‖∂L_t/∂x_n‖, from one sweep.
@@ -323,14 +304,14 @@ class SensitivityRun:
     def gini(self, plain: bool = False) -> torch.Tensor:
         """``(S, G)``: the Gini coefficient over examples of ḡ_x averaged up to each evaluation step
         (Fig. 3's curve), of the unrolled sensitivity or, with ``plain``, of the input gradient."""
-        return gini(running_mean(self.g_plain if plain else self.g))
+        return metrics.gini(running_mean(self.g_plain if plain else self.g))
 
 
 def measure(x: torch.Tensor, y: torch.Tensor, n_classes: int, *, widths: Sequence[int], n_seeds: int,
             sgd: training.SGD, n_times: int, n_times_class: int = 0, seed: int = 0,
             device: str | torch.device | None = None) -> SensitivityRun:
     """Train S = ``n_seeds`` seeds of a ReLU MLP (``widths``) with plain mini-batch ``sgd`` on ``(x, y)`` and
-    measure its loss sensitivity on ``n_times`` evaluation steps (:func:`step_grid`), unrolled and
+    measure its loss sensitivity on ``n_times`` evaluation steps (:func:`eval_steps`), unrolled and
     plain; with ``n_times_class`` > 0 also the per-class matrices on that many steps.
 
     ``y`` are class labels in 0 … K−1 (K = ``n_classes``); the paper's "as many classes as
@@ -339,16 +320,16 @@ def measure(x: torch.Tensor, y: torch.Tensor, n_classes: int, *, widths: Sequenc
     """
     device = pick_device(device)
     with single_threaded(device):
-        traj = record_sgd(lambda: mlp(x.shape[1:], widths, n_classes), x, y, sgd, n_seeds=n_seeds, seed=seed,
-                          device=device)
-        times = step_grid(traj.n_steps, n_times)
+        traj = record_sgd(models.factory("mlp", x.shape[1:], n_classes, widths=widths), x, y, sgd,
+                          n_seeds=n_seeds, seed=seed, device=device)
+        times = eval_steps(traj.n_steps, n_times)
         x, y = x.to(device), y.to(device)
         acc = torch.stack([(traj.logits(t, x).argmax(-1) == y).float().mean(1) for t in times], 1)
         run = SensitivityRun(torch.tensor(times), torch.tensor(times) * sgd.epochs / traj.n_steps,
                              loss_sensitivity(traj, x, y, times).cpu(),
                              input_gradient_sensitivity(traj, x, y, times).cpu(), acc.cpu())
         if n_times_class:
-            class_times = step_grid(traj.n_steps, n_times_class)
+            class_times = eval_steps(traj.n_steps, n_times_class)
             run.class_times = torch.tensor(class_times)
             run.class_matrix, run.class_matrix_plain = (
                 class_matrix(per_class_loss_sensitivity(traj, x, y, class_times, n_classes,
@@ -380,7 +361,7 @@ def off_diagonal_structure(matrix: torch.Tensor) -> torch.Tensor:
     as for noise); large when some class pairs share far more than others (e.g. 4 and 9)."""
     eye = torch.eye(matrix.shape[-1], dtype=torch.bool, device=matrix.device)
     relative = matrix / matrix.diagonal(dim1=-2, dim2=-1)[..., :, None]
-    return gini(relative[..., ~eye])
+    return metrics.gini(relative[..., ~eye])
 
 
 def plot_gini(ax, runs: dict[data.Kind | str, SensitivityRun], plain: bool = True) -> None:

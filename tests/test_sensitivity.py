@@ -10,44 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from memkit import data, models, training
+from memkit import data, metrics, models, training
 from memkit import sensitivity as S
-
-
-# --- Gini -----------------------------------------------------------------------------------
-
-def test_gini_of_equal_values_is_zero():
-    assert S.gini(torch.full((50,), 3.7)).item() == pytest.approx(0.0, abs=1e-12)
-
-
-@pytest.mark.parametrize("n", [2, 10, 1000])
-def test_gini_of_one_nonzero_value_is_n_minus_one_over_n(n):
-    v = torch.zeros(n)
-    v[n // 3] = 5.0
-    assert S.gini(v).item() == pytest.approx((n - 1) / n)
-
-
-@pytest.mark.parametrize("n", [3, 10, 101])
-def test_gini_of_1_to_n_matches_the_closed_form(n):
-    # Σ_ab |a − b| over 1..n is n(n²−1)/3, the mean (n+1)/2: G = (n − 1) / (3n)
-    assert S.gini(torch.arange(1.0, n + 1)).item() == pytest.approx((n - 1) / (3 * n))
-
-
-def test_gini_matches_the_mean_absolute_difference_and_is_scale_and_order_invariant():
-    v = torch.rand(3, 40, generator=torch.Generator().manual_seed(0)) ** 3
-    pairwise = (v[:, :, None] - v[:, None, :]).abs().sum((1, 2)) / (2 * 40 ** 2 * v.mean(1))
-    g = S.gini(v)
-    assert g.shape == (3,)
-    assert torch.allclose(g, pairwise.double(), atol=1e-6)
-    assert torch.allclose(S.gini(17.0 * v), g)
-    assert torch.allclose(S.gini(v[:, torch.randperm(40)]), g)
-    assert torch.allclose(S.gini(v.T.numpy(), dim=0), g)  # numpy input, another axis
-
-
-def test_gini_rejects_negative_values_and_is_nan_for_all_zeros():
-    with pytest.raises(ValueError, match="non-negative"):
-        S.gini(torch.tensor([1.0, -0.5]))
-    assert torch.isnan(S.gini(torch.zeros(4)))
 
 
 # --- unrolled derivative ----------------------------------------------------------------------
@@ -145,7 +109,7 @@ def test_per_class_terms_add_up_to_the_total_loss(float64):
 def test_plain_class_matrix_is_diagonal_and_the_unrolled_one_is_not(float64):
     x, y = _tiny()
     traj = S.record_sgd(_factory, x, y, SGD, **RUN)
-    times = S.step_grid(traj.n_steps, 3)
+    times = S.eval_steps(traj.n_steps, 3)
     unrolled = S.class_matrix(S.per_class_loss_sensitivity(traj, x, y, times, K)[0].mean(1), y, K)
     plain = S.class_matrix(S.per_class_loss_sensitivity(traj, x, y, times, K, through_training=False)[0].mean(1), y, K)
     assert plain.shape == unrolled.shape == (2, K, K)
@@ -161,21 +125,21 @@ def test_a_grid_of_times_agrees_with_every_step():
                         training.SGD(epochs=20, batch_size=40, lr=0.2), n_seeds=2, seed=0, device="cpu")
     with S.single_threaded(torch.device("cpu")):
         every = S.loss_sensitivity(traj, ds.x_train, ds.y_train, range(1, traj.n_steps + 1))  # (S, T=100, N)
-    grid = S.step_grid(traj.n_steps, 20)  # the end of every epoch
+    grid = S.eval_steps(traj.n_steps, 20)  # the end of every epoch
     assert grid == list(range(5, 101, 5))
     coarse = S.loss_sensitivity(traj, ds.x_train, ds.y_train, grid)
     assert torch.allclose(coarse, every[:, [t - 1 for t in grid]], rtol=1e-4, atol=1e-9)
-    g_every, g_grid = S.gini(every.mean(1)), S.gini(coarse.mean(1))
+    g_every, g_grid = metrics.gini(every.mean(1)), metrics.gini(coarse.mean(1))
     assert torch.allclose(g_grid, g_every, atol=0.025), (g_grid, g_every)
 
 
 # --- helpers ---------------------------------------------------------------------------------
 
-def test_step_grid():
-    assert S.step_grid(100, 4) == [25, 50, 75, 100]
-    assert S.step_grid(5, 10) == [1, 2, 3, 4, 5]
+def test_eval_steps():
+    assert S.eval_steps(100, 4) == [25, 50, 75, 100]
+    assert S.eval_steps(5, 10) == [1, 2, 3, 4, 5]
     with pytest.raises(ValueError):
-        S.step_grid(0, 3)
+        S.eval_steps(0, 3)
 
 
 def test_running_mean_and_class_matrix_known_answers():
