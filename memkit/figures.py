@@ -76,24 +76,6 @@ def save_figure(fig: plt.Figure, name: str, profile: str, formats: tuple[str, ..
             for fmt in formats]
 
 
-def sorted_error_curves(ax: plt.Axes, rates: dict[Kind | str, np.ndarray], n_models: int) -> None:
-    """Arpit et al. Fig. 1: per-example misclassification rates sorted in ascending order, one
-    curve per kind of data (``rates[kind]``: ``(N,)`` in [0, 1]; ``kind`` a :class:`memkit.data.Kind`
-    or its label), each with the sorted curve that Binomial(S, p̄) noise would give (dashed),
-    S = ``n_models``."""
-    from memkit.metrics import binomial_quantiles
-
-    for kind, r in rates.items():
-        r = np.sort(np.asarray(r))
-        x = np.linspace(0, 1, len(r))
-        color = kind_color(kind)
-        ax.plot(x, r, color=color, lw=2, label=f"{kind} (p̄ = {r.mean():.2f})")
-        ax.plot(x, binomial_quantiles(len(r), n_models, float(r.mean())), color=color, lw=1, ls="--")
-    ax.set_xlabel("examples, sorted by error rate (fraction)")
-    ax.set_ylabel(f"misclassified by fraction of the {n_models} models")
-    ax.legend(title="solid: measured; dashed: binomial", loc="center right", fontsize=8, title_fontsize=8)
-
-
 def show_example(ax: plt.Axes, x: torch.Tensor | np.ndarray, title: str = "") -> None:
     """Draw one input ``(C, *spatial)``: a line for 1-D signals, an image for 2-D (grey for one
     channel, RGB for three, contrast-stretched since inputs are standardised)."""

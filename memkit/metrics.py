@@ -1,4 +1,5 @@
-"""Per-example difficulty across seeds (notebook 01, Arpit et al. 2017 Fig. 1).
+"""General statistics: per-example difficulty across seeds (notebook 01, Arpit et al. 2017 Fig. 1)
+and the Gini coefficient (notebook 02, Fig. 3).
 
 S models are trained with independent seeds; ``correct[s, n]`` says whether model ``s``
 classifies example ``n`` correctly. If every example were equally hard (content-agnostic
@@ -8,6 +9,8 @@ easy for almost every model and others hard, so ``k_n`` is over-dispersed.
 
 General statistics for other notebooks live here too: the Mantel–Haenszel risk ratio over strata
 and random permutations within groups (notebook 06's class-level control).
+:func:`gini` measures how unequally a non-negative quantity (e.g. the loss sensitivity ḡ_x) is
+spread over examples.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ def misclassification_rate(correct: torch.Tensor) -> torch.Tensor:
     return (~correct.bool()).float().mean(0)
 
 
-def _pooled(k: np.ndarray | torch.Tensor, n_models: int,
+def _pooled(k: np.ndarray | torch.Tensor, n_seeds: int,
             groups: np.ndarray | torch.Tensor | None) -> tuple[float, int]:
     """X² = Σ_g Σ_{n∈g} (k_n − S·p̄_g)² / (S·p̄_g·(1 − p̄_g)) and its degrees of freedom N − G."""
     k = np.asarray(k, dtype=float)
@@ -30,30 +33,30 @@ def _pooled(k: np.ndarray | torch.Tensor, n_models: int,
     x2, dof = 0.0, 0
     for label in np.unique(g):
         kg = k[g == label]
-        p = kg.mean() / n_models
-        expected = n_models * p * (1 - p)
+        p = kg.mean() / n_seeds
+        expected = n_seeds * p * (1 - p)
         if expected == 0:  # every model right (or wrong) on the whole group: no variance to compare
             continue
-        x2 += float(((kg - n_models * p) ** 2).sum() / expected)
+        x2 += float(((kg - n_seeds * p) ** 2).sum() / expected)
         dof += len(kg) - 1
     return x2, dof
 
 
-def dispersion_index(k: np.ndarray | torch.Tensor, n_models: int,
+def dispersion_index(k: np.ndarray | torch.Tensor, n_seeds: int,
                      groups: np.ndarray | torch.Tensor | None = None) -> float:
     """Dispersion index D = Var(k) / (S·p̄·(1 − p̄)), p̄ = mean(k)/S.
 
-    ``k``: ``(N,)`` per-example error counts out of S = ``n_models``. D ≈ 1 when the counts are
+    ``k``: ``(N,)`` per-example error counts out of S = ``n_seeds``. D ≈ 1 when the counts are
     Binomial(S, p̄) (every example equally hard), D ≫ 1 when difficulty varies between examples.
     With ``groups`` (``(N,)`` labels, e.g. the classes), p̄_g is estimated per group and D is the
     pooled within-group ratio X²/(N − G), which removes differences between whole groups (a
     model that predicts one class more often). NaN when no group has 0 < p̄_g < 1.
     """
-    x2, dof = _pooled(k, n_models, groups)
+    x2, dof = _pooled(k, n_seeds, groups)
     return x2 / dof if dof > 0 else float("nan")
 
 
-def binomial_dispersion_test(k: np.ndarray | torch.Tensor, n_models: int,
+def binomial_dispersion_test(k: np.ndarray | torch.Tensor, n_seeds: int,
                              groups: np.ndarray | torch.Tensor | None = None) -> dict[str, float]:
     """Goodness of fit of the counts ``k`` to Binomial(S, p̄): the binomial dispersion test.
 
@@ -62,12 +65,12 @@ def binomial_dispersion_test(k: np.ndarray | torch.Tensor, n_models: int,
     group with ``groups``). Returns the statistic, the degrees of freedom, D and the upper-tail
     p-value (small: not binomial, over-dispersed).
     """
-    x2, dof = _pooled(k, n_models, groups)
+    x2, dof = _pooled(k, n_seeds, groups)
     p_value = float(stats.chi2.sf(x2, dof)) if dof > 0 else float("nan")
     return {"statistic": x2, "dof": dof, "dispersion": x2 / dof if dof > 0 else float("nan"), "p_value": p_value}
 
 
-def binomial_quantiles(n_examples: int, n_models: int, p: float) -> np.ndarray:
+def binomial_quantiles(n_examples: int, n_seeds: int, p: float) -> np.ndarray:
     """The sorted curve Binomial(S, p) noise would give: the ``(i + ½)/N`` quantiles of
     Binomial(S, p)/S for i = 0..N−1, ascending (the reference line of Fig. 1)."""
     q = (np.arange(n_examples) + 0.5) / n_examples
@@ -104,3 +107,25 @@ def permute_within_groups(x: torch.Tensor, groups: torch.Tensor, n_perm: int, se
     out = torch.empty(n_perm, len(x), dtype=x.dtype)
     out[:, base] = x.cpu()[keys.argsort(-1)]  # the k-th position of a group gets a random member's value
     return out
+
+
+    return stats.binom.ppf(q, n_seeds, p) / n_seeds
+
+
+def gini(values: torch.Tensor | np.ndarray, dim: int = -1) -> torch.Tensor:
+    """The Gini coefficient of non-negative ``values`` along ``dim``.
+
+    G = Σ_a Σ_b |v_a − v_b| / (2 n² v̄), computed from the sorted values v_(1) ≤ … ≤ v_(n) as
+    G = Σ_i (2i − n − 1) v_(i) / (n Σ_i v_i). 0 when all values are equal, (n − 1)/n when one value
+    out of n carries everything; invariant to scaling and to the order of the values. NaN where all
+    values are zero. Returns ``values``' shape without ``dim``, float64.
+    """
+    v = torch.as_tensor(values, dtype=torch.float64).movedim(dim, -1)
+    if v.shape[-1] == 0:
+        raise ValueError("gini needs at least one value along dim")
+    if bool((v < 0).any()):
+        raise ValueError("gini is defined for non-negative values (e.g. norms of gradients); got a negative one")
+    n = v.shape[-1]
+    rank = torch.arange(1, n + 1, dtype=v.dtype, device=v.device)
+    sorted_v = v.sort(dim=-1).values
+    return ((2 * rank - n - 1) * sorted_v).sum(-1) / (n * v.sum(-1))

@@ -77,3 +77,39 @@ def test_permute_within_groups_keeps_each_groups_values():
         assert (perms[:, groups == g].sort(-1).values == x[groups == g]).all()  # same values, same group
     assert len({tuple(p.tolist()) for p in perms}) > 100  # 4!·3!·3! = 864 possible: many different ones
     assert torch.equal(perms, metrics.permute_within_groups(x, groups, n_perm=200, seed=3))
+
+
+# --- Gini -----------------------------------------------------------------------------------
+
+def test_gini_of_equal_values_is_zero():
+    assert metrics.gini(torch.full((50,), 3.7)).item() == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("n", [2, 10, 1000])
+def test_gini_of_one_nonzero_value_is_n_minus_one_over_n(n):
+    v = torch.zeros(n)
+    v[n // 3] = 5.0
+    assert metrics.gini(v).item() == pytest.approx((n - 1) / n)
+
+
+@pytest.mark.parametrize("n", [3, 10, 101])
+def test_gini_of_1_to_n_matches_the_closed_form(n):
+    # Σ_ab |a − b| over 1..n is n(n²−1)/3, the mean (n+1)/2: G = (n − 1) / (3n)
+    assert metrics.gini(torch.arange(1.0, n + 1)).item() == pytest.approx((n - 1) / (3 * n))
+
+
+def test_gini_matches_the_mean_absolute_difference_and_is_scale_and_order_invariant():
+    v = torch.rand(3, 40, generator=torch.Generator().manual_seed(0)) ** 3
+    pairwise = (v[:, :, None] - v[:, None, :]).abs().sum((1, 2)) / (2 * 40 ** 2 * v.mean(1))
+    g = metrics.gini(v)
+    assert g.shape == (3,)
+    assert torch.allclose(g, pairwise.double(), atol=1e-6)
+    assert torch.allclose(metrics.gini(17.0 * v), g)
+    assert torch.allclose(metrics.gini(v[:, torch.randperm(40)]), g)
+    assert torch.allclose(metrics.gini(v.T.numpy(), dim=0), g)  # numpy input, another axis
+
+
+def test_gini_rejects_negative_values_and_is_nan_for_all_zeros():
+    with pytest.raises(ValueError, match="non-negative"):
+        metrics.gini(torch.tensor([1.0, -0.5]))
+    assert torch.isnan(metrics.gini(torch.zeros(4)))

@@ -19,8 +19,8 @@ from tests.helpers import data_dir, run_notebook
 
 # notebook -> (data sets to run, the paper settings to cut down)
 CUT_DOWN = {
-    "01_easy_examples": (["mnist", "cifar10-subset"], {"n_models": 3, "n_train": 300, "n_track": 100}),
-    "02_loss_sensitivity": (["mnist"], {"n_train": 100, "n_models": 2, "epochs": 2, "n_times": 2, "n_times_class": 2}),
+    "01_easy_examples": (["mnist", "cifar10-subset"], {"n_seeds": 3, "n_train": 300, "n_track": 100}),
+    "02_loss_sensitivity": (["mnist"], {"n_train": 100, "n_seeds": 2, "epochs": 2, "n_times": 2, "n_times_class": 2}),
     "03_capacity_convergence": (["mnist", "cifar10-subset"], {
         "n_seeds": 1, "capacity_n": 200, "n_heldout": 100, "capacity_widths": [16, 64], "capacity_epochs": 1,
         "noise_levels": [0.0, 0.8], "clean_controls": [0.8], "time_noise": {"randX": [1.0]}, "time_sizes": [50, 100],

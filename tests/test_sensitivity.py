@@ -1,5 +1,6 @@
-"""memkit.sensitivity: the Gini coefficient, and loss sensitivity through the unrolled training,
-checked against finite differences of retrained models and against the plain input gradient."""
+"""memkit.sensitivity and memkit.unrolled: loss sensitivity through the unrolled training, checked
+against finite differences of retrained models and against the plain input gradient; the claims of
+notebook 02, which must fail on counterfactual runs in which the finding is absent."""
 
 from __future__ import annotations
 
@@ -10,44 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from memkit import data, models, training
+from memkit import data, metrics, models, training
 from memkit import sensitivity as S
-
-
-# --- Gini -----------------------------------------------------------------------------------
-
-def test_gini_of_equal_values_is_zero():
-    assert S.gini(torch.full((50,), 3.7)).item() == pytest.approx(0.0, abs=1e-12)
-
-
-@pytest.mark.parametrize("n", [2, 10, 1000])
-def test_gini_of_one_nonzero_value_is_n_minus_one_over_n(n):
-    v = torch.zeros(n)
-    v[n // 3] = 5.0
-    assert S.gini(v).item() == pytest.approx((n - 1) / n)
-
-
-@pytest.mark.parametrize("n", [3, 10, 101])
-def test_gini_of_1_to_n_matches_the_closed_form(n):
-    # Σ_ab |a − b| over 1..n is n(n²−1)/3, the mean (n+1)/2: G = (n − 1) / (3n)
-    assert S.gini(torch.arange(1.0, n + 1)).item() == pytest.approx((n - 1) / (3 * n))
-
-
-def test_gini_matches_the_mean_absolute_difference_and_is_scale_and_order_invariant():
-    v = torch.rand(3, 40, generator=torch.Generator().manual_seed(0)) ** 3
-    pairwise = (v[:, :, None] - v[:, None, :]).abs().sum((1, 2)) / (2 * 40 ** 2 * v.mean(1))
-    g = S.gini(v)
-    assert g.shape == (3,)
-    assert torch.allclose(g, pairwise.double(), atol=1e-6)
-    assert torch.allclose(S.gini(17.0 * v), g)
-    assert torch.allclose(S.gini(v[:, torch.randperm(40)]), g)
-    assert torch.allclose(S.gini(v.T.numpy(), dim=0), g)  # numpy input, another axis
-
-
-def test_gini_rejects_negative_values_and_is_nan_for_all_zeros():
-    with pytest.raises(ValueError, match="non-negative"):
-        S.gini(torch.tensor([1.0, -0.5]))
-    assert torch.isnan(S.gini(torch.zeros(4)))
+from memkit import unrolled as U
 
 
 # --- unrolled derivative ----------------------------------------------------------------------
@@ -84,9 +50,9 @@ def test_unrolled_derivative_equals_finite_differences_of_retrained_models(float
     """Perturb one training example along a random direction, retrain the same steps from the same
     seeds, and compare the change of every class term L_t(y=i) with the unrolled derivative."""
     x, y = _tiny()
-    traj = S.record_sgd(_factory, x, y, SGD, **RUN)
+    traj = U.record_sgd(_factory, x, y, SGD, **RUN)
     times = [0, 4, traj.n_steps]
-    grads = S.unrolled_input_gradients(traj, x, y, times, S.class_weights(y, K))  # (S, G, K, N, 1, D)
+    grads = U.input_gradients(traj, x, y, times, S.class_weights(y, K))  # (S, G, K, N, 1, D)
     assert grads.shape == (2, 3, K, N, 1, D) and traj.n_steps == 9
     eps, gen = 1e-6, torch.Generator().manual_seed(1)
     for n in range(N):
@@ -95,7 +61,7 @@ def test_unrolled_derivative_equals_finite_differences_of_retrained_models(float
         for sign in (1, -1):
             xp = x.clone()
             xp[n] += sign * eps * v
-            tp = S.record_sgd(_factory, xp, y, SGD, **RUN)
+            tp = U.record_sgd(_factory, xp, y, SGD, **RUN)
             change.append(torch.stack([_class_losses(tp, t, xp, y) for t in times], 1))  # (S, G, K)
         fd = (change[0] - change[1]) / (2 * eps)
         analytic = (grads[:, :, :, n] * v).sum((-2, -1))
@@ -107,7 +73,7 @@ def test_unrolled_derivative_equals_finite_differences_of_retrained_models(float
 
 def test_recorded_batches_replay_the_recorded_weights(float64):
     x, y = _tiny()
-    traj = S.record_sgd(_factory, x, y, SGD, **RUN)
+    traj = U.record_sgd(_factory, x, y, SGD, **RUN)
     model = _factory()
     for s, idx in enumerate(traj.batches, start=1):
         model.load_state_dict({k: v[0] for k, v in traj.at(s - 1).items()})
@@ -120,7 +86,7 @@ def test_recorded_batches_replay_the_recorded_weights(float64):
 
 def test_plain_sensitivity_is_the_per_example_input_gradient_over_n(float64):
     x, y = _tiny()
-    traj = S.record_sgd(_factory, x, y, SGD, **RUN)
+    traj = U.record_sgd(_factory, x, y, SGD, **RUN)
     times = [2, traj.n_steps]
     plain = S.input_gradient_sensitivity(traj, x, y, times)
     for k, t in enumerate(times):
@@ -135,7 +101,7 @@ def test_plain_sensitivity_is_the_per_example_input_gradient_over_n(float64):
 
 def test_per_class_terms_add_up_to_the_total_loss(float64):
     x, y = _tiny()
-    traj = S.record_sgd(_factory, x, y, SGD, **RUN)
+    traj = U.record_sgd(_factory, x, y, SGD, **RUN)
     times = [1, 5, traj.n_steps]
     per_class, total = S.per_class_loss_sensitivity(traj, x, y, times, K)
     assert per_class.shape == (2, 3, K, N)
@@ -144,8 +110,8 @@ def test_per_class_terms_add_up_to_the_total_loss(float64):
 
 def test_plain_class_matrix_is_diagonal_and_the_unrolled_one_is_not(float64):
     x, y = _tiny()
-    traj = S.record_sgd(_factory, x, y, SGD, **RUN)
-    times = S.step_grid(traj.n_steps, 3)
+    traj = U.record_sgd(_factory, x, y, SGD, **RUN)
+    times = U.eval_steps(traj.n_steps, 3)
     unrolled = S.class_matrix(S.per_class_loss_sensitivity(traj, x, y, times, K)[0].mean(1), y, K)
     plain = S.class_matrix(S.per_class_loss_sensitivity(traj, x, y, times, K, through_training=False)[0].mean(1), y, K)
     assert plain.shape == unrolled.shape == (2, K, K)
@@ -157,25 +123,25 @@ def test_a_grid_of_times_agrees_with_every_step():
     """The values at grid times do not depend on the grid, and the Gini coefficient of ḡ from one
     evaluation per epoch (as the notebook's profiles use) is close to the one from every step."""
     ds = data.load("digits", n_train=200)
-    traj = S.record_sgd(lambda: models.mlp(ds.input_shape, [16, 16], 10), ds.x_train, ds.y_train,
+    traj = U.record_sgd(lambda: models.mlp(ds.input_shape, [16, 16], 10), ds.x_train, ds.y_train,
                         training.SGD(epochs=20, batch_size=40, lr=0.2), n_seeds=2, seed=0, device="cpu")
     with S.single_threaded(torch.device("cpu")):
         every = S.loss_sensitivity(traj, ds.x_train, ds.y_train, range(1, traj.n_steps + 1))  # (S, T=100, N)
-    grid = S.step_grid(traj.n_steps, 20)  # the end of every epoch
+    grid = U.eval_steps(traj.n_steps, 20)  # the end of every epoch
     assert grid == list(range(5, 101, 5))
     coarse = S.loss_sensitivity(traj, ds.x_train, ds.y_train, grid)
     assert torch.allclose(coarse, every[:, [t - 1 for t in grid]], rtol=1e-4, atol=1e-9)
-    g_every, g_grid = S.gini(every.mean(1)), S.gini(coarse.mean(1))
+    g_every, g_grid = metrics.gini(every.mean(1)), metrics.gini(coarse.mean(1))
     assert torch.allclose(g_grid, g_every, atol=0.025), (g_grid, g_every)
 
 
 # --- helpers ---------------------------------------------------------------------------------
 
-def test_step_grid():
-    assert S.step_grid(100, 4) == [25, 50, 75, 100]
-    assert S.step_grid(5, 10) == [1, 2, 3, 4, 5]
+def test_eval_steps():
+    assert U.eval_steps(100, 4) == [25, 50, 75, 100]
+    assert U.eval_steps(5, 10) == [1, 2, 3, 4, 5]
     with pytest.raises(ValueError):
-        S.step_grid(0, 3)
+        U.eval_steps(0, 3)
 
 
 def test_running_mean_and_class_matrix_known_answers():
@@ -202,13 +168,13 @@ def test_off_diagonal_structure_is_zero_for_uniform_cross_talk():
 
 def test_bad_arguments_are_explained(float64):
     x, y = _tiny()
-    traj = S.record_sgd(_factory, x, y, SGD, **RUN)
+    traj = U.record_sgd(_factory, x, y, SGD, **RUN)
     with pytest.raises(ValueError, match="times must lie"):
         S.loss_sensitivity(traj, x, y, [traj.n_steps + 1])
     with pytest.raises(ValueError, match="weights must be"):
-        S.unrolled_input_gradients(traj, x, y, [1], torch.ones(2, N - 1))
+        U.input_gradients(traj, x, y, [1], torch.ones(2, N - 1))
     with pytest.raises(ValueError, match="follows plain SGD"):
-        S.record_sgd(_factory, x, y, replace(SGD, momentum=0.9), **RUN)
+        U.record_sgd(_factory, x, y, replace(SGD, momentum=0.9), **RUN)
     with pytest.raises(ValueError, match="outside the recorded run"):
         traj.at(-1)
 
@@ -227,3 +193,71 @@ def test_measure_returns_consistent_shapes():
 def test_running_mean_accepts_a_negative_dim():
     g = torch.arange(24, dtype=torch.float64).view(2, 3, 4)
     assert torch.equal(S.running_mean(g, dim=-2), S.running_mean(g, dim=1))
+
+
+# --- claims: they hold with the finding and fail without it -----------------------------------
+
+HALF = data.Kind("randX", 0.5)
+
+
+def _fake(values: torch.Tensor, off: torch.Tensor | None = None) -> S.SensitivityRun:
+    """A run whose ḡ is ``values`` ``(S, N)`` at each of two steps, with per-class matrices
+    ``(S, K, K)`` of diagonal 1 and off-diagonal ``off`` (if given)."""
+    n_seeds = len(values)
+    m = None if off is None else (torch.eye(off.shape[-1]) + off * (1 - torch.eye(off.shape[-1])))[:, None]
+    return S.SensitivityRun(torch.tensor([1, 2]), torch.tensor([1.0, 2.0]), values[:, None].repeat(1, 2, 1),
+                            values[:, None].repeat(1, 2, 1), torch.ones(n_seeds, 2), m, m, torch.tensor([2]))
+
+
+def _runs(real_sigma=1.5, swap=False, same=False, off_real=None):
+    """Per kind, fake runs for the true labels and for one class per example: on real data ḡ is
+    log-normal (a few examples carry much: high Gini) and the cross-class matrix has large, uneven
+    off-diagonal cells; on randX ḡ is nearly equal and the off-diagonal small and even; 50% randX between."""
+    gen = torch.Generator().manual_seed(0)
+    n_seeds, n, k = 3, 500, 10
+    heavy = torch.exp(real_sigma * torch.randn(n_seeds, n, generator=gen))
+    flat = 1 + 0.1 * torch.rand(n_seeds, n, generator=gen)
+    half = torch.cat([heavy[:, : n // 2], flat[:, n // 2:]], 1)
+    uneven = 0.2 + 0.8 * torch.rand(n_seeds, k, k, generator=gen) ** 4 if off_real is None else off_real
+    even = 0.1 + 0.01 * torch.rand(n_seeds, k, k, generator=gen)
+    g = {data.REAL: (heavy, uneven), data.RANDX: (flat, even), HALF: (half, None)}
+    if swap:
+        g[data.REAL], g[data.RANDX] = (flat, even), (heavy, uneven)
+    if same:
+        g = {kind: (flat, even) for kind in g}
+    labels = {kind: _fake(v, off if kind != HALF else None) for kind, (v, off) in g.items()}
+    return labels, {kind: _fake(v) for kind, (v, _) in g.items()}
+
+
+def _holds(labels, examples):
+    return {c.id.removeprefix("toy-"): c.holds for c in S.claims(labels, examples, "toy")}
+
+
+def test_claims_hold_with_the_finding():
+    claims = S.claims(*_runs(), "toy")
+    assert [c.id for c in claims] == ["toy-" + k for k in S.THRESHOLDS]
+    assert all(c.holds for c in claims), [str(c) for c in claims]
+    assert [c.asserted for c in claims] == [True, True, False, True, True]  # one class per example: reported only
+    assert not any(c.asserted for c in S.claims(*_runs(), "toy", asserted=False))
+
+
+def test_claims_fail_when_real_and_noise_are_swapped_or_alike():
+    assert not any(_holds(*_runs(swap=True)).values())
+    assert not any(_holds(*_runs(same=True)).values())
+
+
+def test_claims_fail_when_one_seed_lacks_the_finding():
+    labels, examples = _runs()
+    for runs in (labels, examples):
+        runs[data.REAL] = replace(runs[data.REAL], g=runs[data.REAL].g.clone())
+        runs[data.REAL].g[2] = runs[data.RANDX].g[2]  # seed 2: real ḡ as even as noise
+    held = _holds(labels, examples)
+    assert not held["labels-real-vs-randX"] and not held["labels-real-vs-half"]
+    assert not held["examples-real-vs-noise"]  # seed 2 widens the spread beyond the gap
+
+
+def test_offdiag_claims_fail_for_even_cross_talk_on_real_data():
+    even = 0.1 + 0.01 * torch.rand(3, 10, 10, generator=torch.Generator().manual_seed(5))
+    held = _holds(*_runs(off_real=even))
+    assert not held["offdiag-real-vs-randX"] and not held["offdiag-structured"]
+    assert held["labels-real-vs-randX"]
