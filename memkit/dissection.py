@@ -70,8 +70,9 @@ def gradient_magnitude(model: nn.Module | Ensemble, x: torch.Tensor, y: torch.Te
         n = x.shape[0] if rows is None else x.shape[1]
         total = torch.zeros(s, device=model.device)
         for i in range(0, n, batch_size):
-            xb = x[i:i + batch_size].expand(s, *x[i:i + batch_size].shape) if rows is None else x[rows, i:i + batch_size]
-            yb = y[i:i + batch_size].expand(s, -1) if rows is None else y[rows, i:i + batch_size]
+            b = slice(i, i + batch_size)
+            xb = x[b].expand(s, *x[b].shape) if rows is None else x[rows, b]
+            yb = y[b].expand(s, -1) if rows is None else y[rows, b]
             total += _input_grads(model.forward, xb, yb).sum(-1)
         return total / n
     device = next(model.parameters()).device

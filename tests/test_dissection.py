@@ -116,7 +116,8 @@ def test_train_stops_members_at_the_target_and_records_curves():
 
 def test_train_loops_over_seeds_for_batch_norm(monkeypatch):
     def bn_factory(spec, shape, n_classes):
-        return lambda: nn.Sequential(nn.Flatten(), nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, n_classes))
+        return lambda: nn.Sequential(nn.Flatten(), nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(),
+                                     nn.Linear(8, n_classes))
 
     monkeypatch.setattr(dz, "factory", bn_factory)
     x, y = torch.randn(2, 32, 1, 2, 2), torch.randint(2, (2, 32))
