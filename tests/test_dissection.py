@@ -201,6 +201,12 @@ def test_claims_hold_when_the_findings_are_there():
     assert all(held(finding_run()).values()), held(finding_run())
 
 
+def test_reported_only_claims_are_not_asserted():
+    run = finding_run()
+    ids = [c.id for c in dz.asserted(dz.claims(**run, prefix="cifar10-subset"))]
+    assert len(ids) == 4 and "cifar10-subset-no-hunting-true" not in ids
+
+
 def test_claim_n_ways_fails_when_true_and_random_pairs_are_alike():
     run = finding_run()
     run["dist"] = {(label, kind): run["dist"]["true", kind] for label, kind in run["dist"]}
