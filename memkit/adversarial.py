@@ -24,25 +24,23 @@ Units: memkit standardises inputs per channel, so the paper's α = 0.25, β = 0.
 (hi − lo)/255 per channel, lo and hi being the channel's smallest and largest clean input (the
 standardised images of pixel values 0 and 255 when the raw data span the full range).
 
-:func:`csr_through_training` trains S seeds of a model and records training accuracy, validation
-accuracy and CSR at chosen epochs; :func:`paper_cnn` is the paper's CIFAR-10 CNN (with BatchNorm,
-so its seeds are trained one after another; BatchNorm-free models train as one batched
-:class:`memkit.training.Ensemble`).
+:func:`csr_through_training` trains S seeds of a model (:func:`memkit.training.train_seeds`) and
+records training accuracy, validation accuracy and CSR at chosen epochs; ``models.build("paper_cnn", ...)``
+is the paper's CIFAR-10 CNN (with BatchNorm, so its seeds are trained one after another).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from memkit import training
+from memkit import models, training
 from memkit.data import Dataset, rand_x
 from memkit.device import pick_device
 
@@ -283,49 +281,6 @@ def check_on_linear(model: nn.Module, x: torch.Tensor, search: dict[str, Any],
     return LinearCheck((d / factor).cpu().numpy(), found.critical.cpu().numpy(), factor)
 
 
-class Crop(nn.Module):
-    """Remove ``pixels`` from every border of ``(N, C, H, W)`` images (the paper CNN's Crop(2,2))."""
-
-    def __init__(self, pixels: int) -> None:
-        super().__init__()
-        self.pixels = pixels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = self.pixels
-        return x[..., p:x.shape[-2] - p, p:x.shape[-1] - p]
-
-
-def paper_cnn(input_shape: Sequence[int], n_classes: int, channels: int = 200) -> nn.Sequential:
-    """The CNN of Arpit et al. 2017 (CIFAR-10): Crop(2,2) → [Conv(200, 5×5) → BN → ReLU →
-    MaxPool(3×3)] ×2 → Dense(384) → BN → ReLU → Dense(192) → BN → ReLU → Dense(K).
-
-    Not published, our reading (Keras defaults, which the layer names follow): the crop removes
-    2 pixels at every border, the convolutions are unpadded and the pools have stride 3, so a
-    3×32×32 image gives 28 → 24 → 8 → 4 → 1 pixels and 200 features. Takes ``(N, C, H, W)``
-    images of at least 32×32 and returns ``(N, K)`` logits (softmax is in the loss). Its BatchNorm
-    layers keep running statistics, so its seeds train one after another, not as an Ensemble.
-    """
-    if len(input_shape) != 3:
-        raise ValueError(f"paper_cnn takes images (C, H, W); got input shape {tuple(input_shape)}: "
-                         "use memkit.models.mlp or memkit.models.cnn for other inputs")
-    features = nn.Sequential(
-        Crop(2),
-        nn.Conv2d(input_shape[0], channels, 5), nn.BatchNorm2d(channels), nn.ReLU(), nn.MaxPool2d(3),
-        nn.Conv2d(channels, channels, 5), nn.BatchNorm2d(channels), nn.ReLU(), nn.MaxPool2d(3),
-        nn.Flatten())
-    h, w = input_shape[1:]
-    side = lambda s: ((s - 4 - 4) // 3 - 4) // 3  # noqa: E731 - crop, conv, pool, conv, pool
-    if min(side(h), side(w)) < 1:
-        raise ValueError(f"paper_cnn needs images of at least 32×32 (it crops, convolves and pools "
-                         f"twice); got {h}×{w}: use memkit.models.cnn for small images")
-    n_features = channels * side(h) * side(w)
-    return nn.Sequential(
-        features,
-        nn.Linear(n_features, 384), nn.BatchNorm1d(384), nn.ReLU(),
-        nn.Linear(384, 192), nn.BatchNorm1d(192), nn.ReLU(),
-        nn.Linear(192, n_classes))
-
-
 @dataclass(frozen=True)
 class CSRCurves:
     """Accuracy and critical sample ratio of S models through training.
@@ -371,39 +326,47 @@ def csr_points(ds: Dataset, n: int | None = None, seed: int = 0) -> torch.Tensor
 
 
 def csr_through_training(factory: training.Factory, ds: Dataset, x_csr: torch.Tensor, *,
-                         epochs: Sequence[int], n_models: int, batch_size: int, lr: float,
-                         momentum: float = 0.0, lr_halving: int | None = None,
-                         search: dict[str, Any], seed: int = 0, device: str | torch.device | None = None,
+                         epochs: Sequence[int], n_seeds: int, sgd: training.SGD, search: dict[str, Any],
+                         seed: int = 0, device: str | torch.device | None = None,
                          progress: bool = False, desc: str | None = None) -> CSRCurves:
-    """Train S = ``n_models`` seeds of ``factory()`` on ``ds`` with SGD and measure them at ``epochs``.
+    """Train S = ``n_seeds`` seeds of ``factory()`` on ``ds`` with ``sgd`` and measure them at ``epochs``.
 
-    At each epoch in ``epochs`` (0: before training; training stops at the largest): training
-    accuracy (``ds.x_train`` against ``ds.y_train``, and on the corrupted examples alone),
-    validation accuracy (``ds.x_test``, ``ds.y_test``) and the CSR of the points ``x_csr``
-    ``(B, *input_shape)`` with the LASS parameters ``search`` (:func:`lass_settings`).
-    SGD with ``momentum``; the learning rate ``lr`` is halved every ``lr_halving`` epochs
-    (``None``: constant). The seeds are :func:`memkit.training.member_seeds` ``(seed, S)``, each an
-    initialisation and a data order. Models without BatchNorm and with a constant learning rate
-    train as one batched :class:`~memkit.training.Ensemble`; the others (e.g. :func:`paper_cnn`)
-    one after another as plain modules with ``torch.optim.SGD``, measured in eval mode.
+    At each epoch in ``epochs`` (0: before training; training stops at the largest, which replaces
+    ``sgd.epochs``): training accuracy (``ds.x_train`` against ``ds.y_train``, and on the corrupted
+    examples alone), validation accuracy (``ds.x_test``, ``ds.y_test``) and the CSR of the points
+    ``x_csr`` ``(B, *input_shape)`` with the LASS parameters ``search`` (:func:`lass_settings`),
+    all in eval mode. Training is :func:`memkit.training.train_seeds` (seeds
+    ``member_seeds(seed, S)``): one batched Ensemble, or one seed after another for models with
+    BatchNorm (e.g. :func:`memkit.models.paper_cnn`). LASS draws its noise from one generator seeded with
+    ``seed`` for the batched members, from one seeded with each member's seed in the loop.
     """
     checkpoints = sorted({int(e) for e in epochs})
     if not checkpoints or checkpoints[0] < 0 or any(int(e) != e for e in epochs):
         raise ValueError(f"epochs={list(epochs)} must be a non-empty list of integers >= 0 "
                          "(the epochs at which to measure; 0 is the initialisation)")
-    if lr_halving is not None and lr_halving < 1:
-        raise ValueError(f"lr_halving={lr_halving} must be a positive number of epochs, or None for a constant lr")
-    dev = pick_device(device)
-    batchnorm = training.has_buffers(factory)
-    if batchnorm and ds.n_train % batch_size == 1:
+    if models.needs_loop(factory) and ds.n_train % sgd.batch_size == 1:
         raise ValueError(f"n_train={ds.n_train} leaves a last mini-batch of one example, which BatchNorm "
-                         f"cannot train on; choose a batch_size (now {batch_size}) that leaves at least two")
-    batched = lr_halving is None and not batchnorm
-    run = _fit_ensemble if batched else _fit_sequential
-    measured = run(factory, ds.to(dev), x_csr.to(dev), checkpoints, n_models=n_models, batch_size=batch_size,
-                   lr=lr, momentum=momentum, lr_halving=lr_halving, search=search, seed=seed, device=dev,
-                   progress=progress, desc=desc)
-    return CSRCurves(np.array(checkpoints), *measured, batched=batched)
+                         f"cannot train on; choose a batch_size (now {sgd.batch_size}) that leaves at least two")
+    dev = pick_device(device)
+    ds, x_csr = ds.to(dev), x_csr.to(dev)
+    rows: dict[tuple[int, ...], list[list[np.ndarray]]] = {}
+    gens: dict[tuple[int, ...], torch.Generator] = {}
+
+    def measure(seeds: training.Seeds, step: training.Step) -> bool:
+        if (step.step == 0 or step.end_of_epoch) and step.epoch in checkpoints:
+            key = tuple(seeds.members)
+            gen = gens.setdefault(key, torch.Generator(device=dev).manual_seed(
+                seed if seeds.batched else seeds.seeds[0]))
+            csr = critical_sample_ratio(seeds.forward, x_csr.expand(len(seeds), *x_csr.shape), generator=gen, **search)
+            rows.setdefault(key, []).append([*_accuracies(ds, seeds.correct(ds.x_train, ds.y_train),
+                                                          seeds.correct(ds.x_test, ds.y_test)), csr.cpu().numpy()])
+        return step.epoch == checkpoints[-1]
+
+    trained = training.train_seeds(factory, ds.x_train, ds.y_train, replace(sgd, epochs=max(1, checkpoints[-1])),
+                                   n_seeds=n_seeds, seed=seed, device=dev, callback=measure, progress=progress,
+                                   desc=desc)
+    per_view = [[np.stack(q, axis=-1) for q in zip(*r)] for r in rows.values()]  # each (S', T) per quantity
+    return CSRCurves(np.array(checkpoints), *(np.concatenate(q) for q in zip(*per_view)), batched=trained.batched)
 
 
 def _accuracies(ds: Dataset, correct_train: torch.Tensor, correct_val: torch.Tensor) -> list[np.ndarray]:
@@ -412,58 +375,3 @@ def _accuracies(ds: Dataset, correct_train: torch.Tensor, correct_val: torch.Ten
         torch.full(correct_train.shape[:-1], torch.nan)
     return [np.asarray(v.cpu(), dtype=float) for v in
             (correct_train.float().mean(-1), correct_val.float().mean(-1), noisy)]
-
-
-def _stack(rows: list[list[np.ndarray]]) -> list[np.ndarray]:
-    """Per-checkpoint rows of per-model values → one ``(S, T)`` array per quantity."""
-    return [np.stack([row[i] for row in rows], axis=-1) for i in range(len(rows[0]))]
-
-
-def _measure(ds: Dataset, checkpoints: list[int], rows: list[list[np.ndarray]], csr: Callable[[], torch.Tensor],
-             correct: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], step: training.Step) -> None:
-    """At a checkpoint epoch (step 0 or an epoch's end), append the accuracies and the CSR."""
-    if (step.step == 0 or step.end_of_epoch) and step.epoch in checkpoints[len(rows):]:
-        rows.append([*_accuracies(ds, correct(ds.x_train, ds.y_train), correct(ds.x_test, ds.y_test)),
-                     csr().cpu().numpy()])
-
-
-def _fit_ensemble(factory: training.Factory, ds: Dataset, x_csr: torch.Tensor, checkpoints: list[int], *,
-                  n_models: int, batch_size: int, lr: float, momentum: float, lr_halving: None,
-                  search: dict[str, Any], seed: int, device: torch.device, progress: bool,
-                  desc: str | None) -> list[np.ndarray]:
-    """Batched path: one Ensemble, measured from :func:`memkit.training.fit`'s callback."""
-    ens = training.Ensemble(factory, n_models, seed=seed, device=device)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    xs = x_csr.expand(n_models, *x_csr.shape)
-    rows: list[list[np.ndarray]] = []
-    training.fit(ens, ds.x_train, ds.y_train, epochs=checkpoints[-1], batch_size=batch_size, lr=lr,
-                 momentum=momentum, progress=progress, desc=desc,
-                 callback=lambda e, step: _measure(ds, checkpoints, rows,
-                                                   lambda: critical_sample_ratio(e.forward, xs, generator=gen, **search),
-                                                   e.correct, step))
-    return _stack(rows)
-
-
-def _fit_sequential(factory: training.Factory, ds: Dataset, x_csr: torch.Tensor, checkpoints: list[int], *,
-                    n_models: int, batch_size: int, lr: float, momentum: float, lr_halving: int | None,
-                    search: dict[str, Any], seed: int, device: torch.device, progress: bool,
-                    desc: str | None) -> list[np.ndarray]:
-    """One model after another (BatchNorm, or a learning-rate schedule): plain modules trained by
-    :func:`memkit.training.train_single`, in the same initialisations and data orders as the
-    Ensemble's members, measured in eval mode."""
-    per_epoch = training.steps_per_epoch(ds.n_train, batch_size)
-    halving = (lambda t: 0.5 ** (t // (lr_halving * per_epoch))) if lr_halving else None
-    per_model = []
-    for s in tqdm(training.member_seeds(seed, n_models), desc=desc, disable=not progress, leave=False):
-        gen = torch.Generator(device=device).manual_seed(s)
-        rows: list[list[np.ndarray]] = []
-
-        def measure(model: nn.Module, step: training.Step) -> None:
-            _measure(ds, checkpoints, rows, lambda: critical_sample_ratio(model, x_csr, generator=gen, **search),
-                     lambda x, y: training.correct(model, x, y), step)
-
-        training.train_single(factory, ds.x_train, ds.y_train, seed=s, epochs=checkpoints[-1],
-                              batch_size=batch_size, lr=lr, momentum=momentum, device=device,
-                              lr_factor=halving, callback=measure)
-        per_model.append(_stack(rows))
-    return [np.stack([m[i] for m in per_model]) for i in range(len(per_model[0]))]

@@ -28,15 +28,17 @@ censoring hides the answer, so a claim computed from the lower end of an interva
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from matplotlib.axes import Axes
+from tqdm.auto import tqdm
 
-from memkit import data, models, training
-from memkit.data import Corruption
+from memkit import data, figures, models, training
+from memkit.data import Kind
+from memkit.training import SGD
 
 Interval = tuple[np.ndarray, np.ndarray]
 
@@ -44,55 +46,8 @@ Interval = tuple[np.ndarray, np.ndarray]
 # ----------------------------------------------------------------------------------------- data
 
 @dataclass(frozen=True)
-class Noise:
-    """One kind of training data: real (``corruption=None``) or randX / randY at noise level p.
-
-    randX: a fraction p of the training inputs replaced by Gaussian noise with the data's
-    per-feature mean and variance (the paper's "proportion of training points whose inputs are
-    replaced by Gaussian noise"); randY: a fraction p of the labels replaced by uniform labels.
-    """
-
-    corruption: Corruption | None = None
-    p: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.corruption not in (None, "randX", "randY"):
-            raise ValueError(f"unknown corruption {self.corruption!r}; use None (real), 'randX' or 'randY'")
-        if self.corruption is None and self.p != 0:
-            raise ValueError(f"p={self.p} given without a corruption; use Noise('randX', p) or Noise('randY', p)")
-        if self.corruption is not None and not 0 < self.p <= 1:
-            raise ValueError(f"noise level p={self.p} must lie in (0, 1]; p = 0 is real data: Noise()")
-
-    @property
-    def family(self) -> str:
-        """``"real"``, ``"randX"`` or ``"randY"`` (the key of :data:`memkit.figures.PALETTE`)."""
-        return self.corruption or "real"
-
-    @property
-    def label(self) -> str:
-        """For people: ``"real"``, ``"randX 40%"``."""
-        return "real" if self.corruption is None else f"{self.corruption} {self.p:.0%}"
-
-    @property
-    def key(self) -> str:
-        """For claim ids and file names: ``"real"``, ``"randX40"``."""
-        return "real" if self.corruption is None else f"{self.corruption}{round(100 * self.p)}"
-
-
-def noise_kinds(levels: Mapping[str, Sequence[float]]) -> list[Noise]:
-    """Real data followed by each corruption at each of its noise levels.
-
-    ``levels``: e.g. ``{"randX": [0.2, 0.4], "randY": [1.0]}``; a level 0 is real data, listed once.
-    """
-    kinds = [Noise()]
-    for corruption, ps in levels.items():
-        kinds += [Noise(corruption, float(p)) for p in ps if p != 0]  # type: ignore[arg-type]
-    return kinds
-
-
-@dataclass(frozen=True)
 class Stack:
-    """D versions of one data set, one per :class:`Noise` kind, stacked so that one ensemble
+    """D versions of one data set, one per kind of data (:class:`memkit.data.Kind`), stacked so that one ensemble
     trains on all of them.
 
     Attributes:
@@ -103,7 +58,7 @@ class Stack:
     """
 
     name: str
-    kinds: tuple[Noise, ...]
+    kinds: tuple[Kind, ...]
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_val: torch.Tensor
@@ -123,7 +78,7 @@ class Stack:
         return replace(self, **{k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_val", "y_val")})
 
 
-def load_stack(name: str, kinds: Sequence[Noise], *, n_train: int | None = None, n_val: int | None = None,
+def load_stack(name: str, kinds: Sequence[Kind], *, n_train: int | None = None, n_val: int | None = None,
                size: int | None = None, seed: int = 0) -> Stack:
     """Load data set ``name`` once per kind with :func:`memkit.data.load` and stack the versions.
 
@@ -131,7 +86,7 @@ def load_stack(name: str, kinds: Sequence[Noise], *, n_train: int | None = None,
     fixes which examples are corrupted and the noise.
     """
     if not kinds:
-        raise ValueError("kinds is empty: pass at least one Noise kind, e.g. [Noise()] for real data")
+        raise ValueError("kinds is empty: pass at least one kind, e.g. [data.REAL] for real data")
     sets = [data.load(name, n_train=n_train, n_test=n_val, size=size, corruption=k.corruption, p=k.p, seed=seed)
             for k in kinds]
     return Stack(name, tuple(kinds), *(torch.stack([getattr(d, a) for d in sets])
@@ -139,15 +94,6 @@ def load_stack(name: str, kinds: Sequence[Noise], *, n_train: int | None = None,
 
 
 # ------------------------------------------------------------------------------------- training
-
-@dataclass(frozen=True)
-class SGD:
-    """The optimiser: SGD with mini-batches of ``batch_size``; momentum 0 is plain SGD, the paper's."""
-
-    lr: float
-    batch_size: int
-    momentum: float = 0.0
-
 
 def ensemble(stack: Stack, width: int, *, depth: int, n_seeds: int, seed: int = 0,
              device: str | torch.device | None = None) -> tuple[training.Ensemble, torch.Tensor]:
@@ -163,7 +109,8 @@ def ensemble(stack: Stack, width: int, *, depth: int, n_seeds: int, seed: int = 
 
 def validation_curves(stack: Stack, width: int, sgd: SGD, *, depth: int, n_seeds: int, epochs: int,
                       seed: int = 0, device: str | torch.device | None = None) -> torch.Tensor:
-    """Validation accuracy after every epoch: ``(epochs, D, S)`` on the CPU, in [0, 1]."""
+    """Validation accuracy after every epoch of ``sgd`` (its ``epochs`` replaced by ``epochs``):
+    ``(epochs, D, S)`` on the CPU, in [0, 1]."""
     ens, index = ensemble(stack, width, depth=depth, n_seeds=n_seeds, seed=seed, device=device)
     stack = stack.to(ens.device)  # once, not at every evaluation
     curves: list[torch.Tensor] = []
@@ -172,8 +119,7 @@ def validation_curves(stack: Stack, width: int, sgd: SGD, *, depth: int, n_seeds
         if step.end_of_epoch:
             curves.append(ens.accuracy(stack.x_val, stack.y_val, data_index=index).view(-1, n_seeds).cpu())
 
-    training.fit(ens, stack.x_train, stack.y_train, epochs=epochs, batch_size=sgd.batch_size, lr=sgd.lr,
-                 momentum=sgd.momentum, callback=record, data_index=index)
+    training.fit(ens, stack.x_train, stack.y_train, replace(sgd, epochs=epochs), callback=record, data_index=index)
     return torch.stack(curves)
 
 
@@ -190,10 +136,11 @@ def validation_accuracy(curves: torch.Tensor, how: str = "best") -> torch.Tensor
 
 def capacity_sweep(stack: Stack, widths: Sequence[int], sgd: SGD, *, depth: int, n_seeds: int, epochs: int,
                    seed: int = 0, device: str | torch.device | None = None,
-                   log: Callable[[str], None] | None = print) -> torch.Tensor:
-    """Fig. 5's runs: :func:`validation_curves` for every width, ``(W, epochs, D, S)``."""
+                   log: Callable[[str], None] | None = print, progress: bool = False) -> torch.Tensor:
+    """Fig. 5's runs: :func:`validation_curves` for every width, ``(W, epochs, D, S)``;
+    ``progress`` shows a bar over the widths."""
     out = []
-    for w in widths:
+    for w in tqdm(widths, desc=f"{stack.name} capacity", unit="width", disable=not progress, leave=False):
         t0 = time.perf_counter()
         out.append(validation_curves(stack, w, sgd, depth=depth, n_seeds=n_seeds, epochs=epochs, seed=seed,
                                      device=device))
@@ -277,7 +224,7 @@ class TimeToFit:
 
 def epochs_to_fit(stack: Stack, width: int, sgd: SGD, *, depth: int, n_seeds: int, budget: int,
                   seed: int = 0, device: str | torch.device | None = None) -> TimeToFit:
-    """Train until each member fits its training set (100% training accuracy), checked before
+    """Train with ``sgd`` until each member fits its training set (100% training accuracy), checked before
     training and after every epoch; a member that fits is frozen (``ens.active``) and training
     stops when all have fit or after ``budget`` epochs. Returns T of shape ``(D, S)``."""
     if budget < 1:
@@ -293,18 +240,19 @@ def epochs_to_fit(stack: Stack, width: int, sgd: SGD, *, depth: int, n_seeds: in
             ens.active &= ~fits
         return not bool(ens.active.any())
 
-    training.fit(ens, stack.x_train, stack.y_train, epochs=budget, batch_size=sgd.batch_size, lr=sgd.lr,
-                 momentum=sgd.momentum, callback=check, data_index=index)
+    training.fit(ens, stack.x_train, stack.y_train, replace(sgd, epochs=budget), callback=check, data_index=index)
     shape = (len(stack.kinds), n_seeds)
     return TimeToFit(epochs.view(shape).numpy(), (~ens.active).view(shape).cpu().numpy(), budget)
 
 
-def convergence_sweep(name: str, kinds: Sequence[Noise], sgd: SGD, *, sizes: Sequence[int], widths: Sequence[int],
+def convergence_sweep(name: str, kinds: Sequence[Kind], sgd: SGD, *, sizes: Sequence[int], widths: Sequence[int],
                       n_fixed: int, width_fixed: int, depth: int, n_seeds: int, budget: int,
                       size: int | None = None, seed: int = 0, device: str | torch.device | None = None,
-                      log: Callable[[str], None] | None = print) -> tuple[TimeToFit, TimeToFit]:
+                      log: Callable[[str], None] | None = print,
+                      progress: bool = False) -> tuple[TimeToFit, TimeToFit]:
     """Fig. 6's runs: T against the training-set size (``sizes``, width ``width_fixed``) and
     against the width (``widths``, size ``n_fixed``). The setting both share is trained once.
+    ``progress`` shows a bar over the settings.
 
     Returns ``(by_size, by_width)``: TimeToFit of shapes ``(len(sizes), D, S)`` and ``(len(widths), D, S)``.
     """
@@ -312,7 +260,7 @@ def convergence_sweep(name: str, kinds: Sequence[Noise], sgd: SGD, *, sizes: Seq
         raise ValueError(f"sizes={list(sizes)} and widths={list(widths)} must each name at least one setting")
     points = list(dict.fromkeys([(n, width_fixed) for n in sizes] + [(n_fixed, w) for w in widths]))
     runs: dict[tuple[int, int], TimeToFit] = {}
-    for n, w in points:
+    for n, w in tqdm(points, desc=f"{name} time to fit", unit="setting", disable=not progress, leave=False):
         t0 = time.perf_counter()
         stack = load_stack(name, kinds, n_train=n, n_val=1, size=size, seed=seed)
         runs[n, w] = epochs_to_fit(stack, w, sgd, depth=depth, n_seeds=n_seeds, budget=budget, seed=seed,
@@ -356,17 +304,6 @@ def relative_slowdown(t: TimeToFit, num: int, den: int, kind: int, real: int = 0
 
 # ------------------------------------------------------------------------------------- figures
 
-def shade(kind: Noise, p_max: float = 1.0) -> tuple[float, float, float]:
-    """The colour of a kind: :data:`memkit.figures.PALETTE`'s, lighter for lower noise levels."""
-    from matplotlib.colors import to_rgb
-
-    from memkit.figures import PALETTE
-
-    base = np.array(to_rgb(PALETTE[kind.family]))
-    mix = 1.0 if kind.corruption is None else 0.35 + 0.65 * kind.p / p_max
-    return tuple(float(c) for c in 1 - mix * (1 - base))  # type: ignore[return-value]
-
-
 def _log_axis(ax: Axes, ticks: Sequence[int]) -> None:
     """A log-2 x axis labelled with the grid's own values."""
     ax.set_xscale("log", base=2)
@@ -374,20 +311,18 @@ def _log_axis(ax: Axes, ticks: Sequence[int]) -> None:
     ax.minorticks_off()
 
 
-def plot_capacity(ax: Axes, widths: Sequence[int], accuracy: torch.Tensor, kinds: Sequence[Noise], corruption: str,
+def plot_capacity(ax: Axes, widths: Sequence[int], accuracy: torch.Tensor, kinds: Sequence[Kind], corruption: str,
                   fraction: float = 0.95) -> None:
     """Fig. 5, one panel: validation accuracy ``(W, D, S)`` against width for real data and each
     level of ``corruption``: mean over seeds, band from the worst to the best seed, and a
     triangle at the width reaching ``fraction`` of the curve's best."""
     acc = np.asarray(accuracy, dtype=float)
-    p_max = max((k.p for k in kinds), default=1.0)
     for d, kind in enumerate(kinds):
         if kind.corruption not in (None, corruption):
             continue
-        color, mean = shade(kind, p_max), acc[:, d].mean(-1)
+        color, mean = kind.color, acc[:, d].mean(-1)
         label = f"p = {kind.p:.1f}" + (" (real)" if kind.corruption is None else "")
-        ax.plot(widths, mean, "o-", color=color, lw=2, ms=4, label=label)
-        ax.fill_between(widths, acc[:, d].min(-1), acc[:, d].max(-1), color=color, alpha=0.2, lw=0)
+        figures.band(ax, widths, acc[:, d].T, color, label, marker="o", ms=4)
         w_f = float(width_for_fraction_of_best(widths, mean, fraction))
         ax.plot([w_f], [np.interp(np.log(w_f), np.log(widths), mean)], "v", color=color, ms=9, mec="k", mew=0.5)
     _log_axis(ax, widths)
@@ -397,7 +332,7 @@ def plot_capacity(ax: Axes, widths: Sequence[int], accuracy: torch.Tensor, kinds
     ax.legend(title=f"▼ reaches {fraction:.0%} of its best", fontsize=8, title_fontsize=8, loc="lower right")
 
 
-def plot_time(ax: Axes, x: Sequence[int], t: TimeToFit, kinds: Sequence[Noise], ref: int, xlabel: str) -> None:
+def plot_time(ax: Axes, x: Sequence[int], t: TimeToFit, kinds: Sequence[Kind], ref: int, xlabel: str) -> None:
     """Fig. 6, one panel: median T over seeds divided by the median at setting ``ref``, against
     ``x``, censored runs counted at the budget. Filled circles: exact; open triangles: a lower
     bound (the median is censored). A dotted curve: the median at ``ref`` is itself censored, so
@@ -405,10 +340,9 @@ def plot_time(ax: Axes, x: Sequence[int], t: TimeToFit, kinds: Sequence[Noise], 
     crosses: censored runs, at the budget. The legend counts the censored runs."""
     lo, hi = t.median()
     bound_lo, bound_hi = normalised_time(t, ref)
-    p_max = max((k.p for k in kinds), default=1.0)
     xs = np.asarray(x, dtype=float)
     for d, kind in enumerate(kinds):
-        color, ref_exact = shade(kind, p_max), bool(np.isfinite(hi[ref, d]))
+        color, ref_exact = kind.color, bool(np.isfinite(hi[ref, d]))
         y, exact = lo[:, d] / lo[ref, d], np.isfinite(bound_hi[:, d])
         n_cens, n_runs = int(t.n_censored[:, d].sum()), t.converged[:, d].size
         label = f"{kind.label} ({n_cens}/{n_runs} censored{'' if ref_exact else '; reference censored'})"
@@ -426,7 +360,7 @@ def plot_time(ax: Axes, x: Sequence[int], t: TimeToFit, kinds: Sequence[Noise], 
     ax.legend(fontsize=8, title="open ▲ / ×: censored (≥)", title_fontsize=8)
 
 
-def time_table(x: Sequence[int], t: TimeToFit, kinds: Sequence[Noise], what: str) -> str:
+def time_table(x: Sequence[int], t: TimeToFit, kinds: Sequence[Kind], what: str) -> str:
     """Markdown table of T in epochs, one row per kind, one column per setting ``x``: the median
     over seeds (``≥budget`` when censoring hides it), [min–max] over the runs that converged, and
     the number of censored runs."""

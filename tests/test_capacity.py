@@ -4,13 +4,14 @@ accuracy, censored times to convergence and the batched sweeps."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 from memkit import capacity as cap
-from memkit import models, training
+from memkit import data, models, training
 
 
 def blobs(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -25,7 +26,7 @@ def toy_stack(n: int = 24) -> cap.Stack:
     g = torch.Generator().manual_seed(2)
     (x0, y0), (xv, yv) = blobs(n), blobs(20, seed=1)
     x1, y1 = torch.randn(n, 1, 6, generator=g), torch.randint(2, (n,), generator=g)
-    return cap.Stack("toy", (cap.Noise(), cap.Noise("randX", 1.0)), torch.stack([x0, x1]), torch.stack([y0, y1]),
+    return cap.Stack("toy", (data.REAL, data.RANDX), torch.stack([x0, x1]), torch.stack([y0, y1]),
                      torch.stack([xv, xv]), torch.stack([yv, yv]), 2)
 
 
@@ -86,23 +87,10 @@ def test_stack_needs_one_budget():
         cap.TimeToFit.stack([times([[1]], [[1]], 10), times([[1]], [[1]], 20)])
 
 
-# ------------------------------------------------------------------------------ noise kinds
-
-def test_noise_kinds_and_labels():
-    kinds = cap.noise_kinds({"randX": [0, 0.2], "randY": [1.0]})
-    assert [k.label for k in kinds] == ["real", "randX 20%", "randY 100%"]
-    assert [k.family for k in kinds] == ["real", "randX", "randY"]
-    assert [k.key for k in kinds] == ["real", "randX20", "randY100"]
-
-
-@pytest.mark.parametrize("corruption, p", [(None, 0.5), ("randX", 0.0), ("randX", 1.5), ("blur", 0.5)])
-def test_noise_rejects_bad_levels(corruption, p):
-    with pytest.raises(ValueError):
-        cap.Noise(corruption, p)
-
+# ----------------------------------------------------------------------------------- stacks
 
 def test_load_stack_keeps_versions_apart():
-    kinds = cap.noise_kinds({"randX": [0.5], "randY": [0.5]})
+    kinds = data.kinds({"randX": [0.5], "randY": [0.5]})
     st = cap.load_stack("digits", kinds, n_train=100, n_val=30, seed=0)
     assert st.x_train.shape == (3, 100, 1, 8, 8) and st.y_val.shape == (3, 30) and st.n_train == 100
     torch.testing.assert_close(st.y_val[1], st.y_val[0])  # the held-out split stays clean
@@ -116,11 +104,11 @@ def test_load_stack_keeps_versions_apart():
 def test_fit_with_data_index_trains_each_member_on_its_own_data():
     st = toy_stack()
     ens, index = cap.ensemble(st, 8, depth=1, n_seeds=2, seed=3)
-    training.fit(ens, st.x_train, st.y_train, epochs=2, batch_size=8, lr=0.1, data_index=index)
+    training.fit(ens, st.x_train, st.y_train, training.SGD(lr=0.1, batch_size=8, epochs=2), data_index=index)
     for i in (0, 3):  # seed 0 on version 0, seed 1 on version 1
         d = int(index[i])
         ref = training.train_single(lambda: models.mlp(st.input_shape, [8], 2), st.x_train[d], st.y_train[d],
-                                    seed=ens.seeds[i], epochs=2, batch_size=8, lr=0.1)
+                                    training.SGD(lr=0.1, batch_size=8, epochs=2), seed=ens.seeds[i])
         torch.testing.assert_close(ens.member(i)(st.x_val[0]), ref(st.x_val[0]))
 
 
@@ -128,12 +116,12 @@ def test_fit_rejects_a_bad_data_index():
     st = toy_stack()
     ens, _ = cap.ensemble(st, 4, depth=1, n_seeds=1)
     with pytest.raises(ValueError, match="data_index"):
-        training.fit(ens, st.x_train, st.y_train, epochs=1, batch_size=8, lr=0.1, data_index=torch.tensor([0, 5]))
+        training.fit(ens, st.x_train, st.y_train, training.SGD(lr=0.1, batch_size=8), data_index=torch.tensor([0, 5]))
 
 
 def test_epochs_to_fit_is_the_first_epoch_at_100_percent():
     st = toy_stack()
-    sgd = cap.SGD(lr=0.2, batch_size=8)
+    sgd = training.SGD(lr=0.2, batch_size=8)
     t = cap.epochs_to_fit(st, 16, sgd, depth=1, n_seeds=2, budget=200, seed=0)
     assert t.epochs.shape == (2, 2) and t.converged.all()
     assert (t.epochs[0] < t.epochs[1]).all()  # separable blobs fit before noise
@@ -141,14 +129,14 @@ def test_epochs_to_fit_is_the_first_epoch_at_100_percent():
     member, d = 2, 1  # seed 0 on the noise: retrain it alone, one epoch short and exactly T
     for epochs, fits in ((int(t.epochs[d, 0]) - 1, False), (int(t.epochs[d, 0]), True)):
         model = training.train_single(lambda: models.mlp(st.input_shape, [16], 2), st.x_train[d], st.y_train[d],
-                                      seed=ens.seeds[member], epochs=epochs, **{"batch_size": 8, "lr": 0.2})
+                                      replace(sgd, epochs=epochs), seed=ens.seeds[member])
         with torch.no_grad():
             assert bool((model(st.x_train[d]).argmax(-1) == st.y_train[d]).all()) is fits
 
 
 def test_epochs_to_fit_censors_runs_that_do_not_fit():
     st = toy_stack()
-    t = cap.epochs_to_fit(st, 1, cap.SGD(lr=0.01, batch_size=8), depth=1, n_seeds=2, budget=2)
+    t = cap.epochs_to_fit(st, 1, training.SGD(lr=0.01, batch_size=8), depth=1, n_seeds=2, budget=2)
     assert not t.converged[1].any()  # one hidden unit cannot fit 24 noise points in 2 epochs
     np.testing.assert_array_equal(t.epochs[1], [2, 2])
     assert t.n_censored[1] == 2
@@ -156,7 +144,7 @@ def test_epochs_to_fit_censors_runs_that_do_not_fit():
 
 def test_capacity_sweep_shapes_and_determinism():
     st = toy_stack()
-    sgd = cap.SGD(lr=0.1, batch_size=8)
+    sgd = training.SGD(lr=0.1, batch_size=8)
     a = cap.capacity_sweep(st, [2, 8], sgd, depth=2, n_seeds=2, epochs=3, seed=1, log=None)
     b = cap.capacity_sweep(st, [2, 8], sgd, depth=2, n_seeds=2, epochs=3, seed=1, log=None)
     assert a.shape == (2, 3, 2, 2)  # (widths, epochs, kinds, seeds)
@@ -178,7 +166,7 @@ def test_convergence_sweep_trains_the_shared_setting_once(monkeypatch):
                              .repeat(len(stack.kinds), 0), budget)
 
     monkeypatch.setattr(cap, "epochs_to_fit", fake)
-    by_n, by_w = cap.convergence_sweep("digits", [cap.Noise()], cap.SGD(0.1, 8), sizes=[50, 100], widths=[4, 16],
+    by_n, by_w = cap.convergence_sweep("digits", [data.REAL], training.SGD(0.1, 8), sizes=[50, 100], widths=[4, 16],
                                        n_fixed=100, width_fixed=16, depth=1, n_seeds=2, budget=5, log=None)
     assert sorted(calls) == [(50, 16), (100, 4), (100, 16)]
     np.testing.assert_array_equal(by_n.epochs[:, 0, 0], [66, 116])
@@ -191,7 +179,7 @@ def test_plots_mark_censoring():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    kinds = [cap.Noise(), cap.Noise("randX", 1.0)]
+    kinds = [data.REAL, data.RANDX]
     # (2 sizes, 2 kinds, 3 seeds): the noise's reference median (first size) is itself censored
     t = times([[[10, 12, 11], [50, 50, 40]], [[12, 12, 13], [50, 50, 50]]],
               [[[1, 1, 1], [0, 0, 1]], [[1, 1, 1], [0, 0, 0]]])
@@ -207,7 +195,7 @@ def test_plots_mark_censoring():
 
 def test_time_table_shows_censored_medians():
     t = times([[[10, 12, 11], [50, 50, 40]]], [[[1, 1, 1], [0, 0, 1]]])
-    table = cap.time_table([100], t, [cap.Noise(), cap.Noise("randY", 1.0)], "N")
+    table = cap.time_table([100], t, [data.REAL, data.RANDY], "N")
     assert "| real | 11 [10–12] |" in table and "| randY 100% | ≥50 [40–40], 2/3 cens. |" in table
 
 
@@ -215,3 +203,16 @@ def test_summary_counts_censored_runs():
     summary = times([[3, 50], [4, 5]], [[1, 0], [1, 1]]).summary()
     assert summary == {"epochs": [[3, 50], [4, 5]], "converged": [[True, False], [True, True]], "budget": 50,
                        "runs": 4, "censored": 1}
+
+
+def test_sweeps_show_progress_when_asked(capsys):
+    """Notebook 03 passes progress=True: a bar over the widths and one over the settings."""
+    st = toy_stack()
+    cap.capacity_sweep(st, [2, 4], training.SGD(lr=0.1, batch_size=8), depth=1, n_seeds=1, epochs=1, log=None,
+                       progress=True)
+    assert "toy capacity:   0%|" in capsys.readouterr().err  # a bar (leave=False: cleared when done)
+    cap.capacity_sweep(st, [2], training.SGD(lr=0.1, batch_size=8), depth=1, n_seeds=1, epochs=1, log=None)
+    assert capsys.readouterr().err == ""
+    cap.convergence_sweep("digits", [data.REAL], training.SGD(0.1, 8), sizes=[20], widths=[4], n_fixed=20,
+                          width_fixed=4, depth=1, n_seeds=1, budget=1, log=None, progress=True)
+    assert "digits time to fit:   0%|" in capsys.readouterr().err
