@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -20,29 +19,10 @@ import torch.nn.functional as F
 from scipy import stats
 from torch import nn
 
-from memkit import models, training
+from memkit import training
 from memkit.device import pick_device
 from memkit.results import Claim
-from memkit.training import Ensemble
-
-Spec = dict[str, Any]  # an architecture by name and its options, e.g. {"arch": "mlp", "widths": [128, 128]}
-
-
-def factory(spec: Spec, input_shape: Sequence[int], n_classes: int) -> training.Factory:
-    """A zero-argument model factory for ``spec`` (``"arch"`` plus options; an ``"lr"`` entry is
-    the architecture's learning rate and is ignored here). ``models.build`` when it exists,
-    else the small models of :mod:`memkit.models` (``"mlp"``: ``widths``; ``"cnn"``: ``channels``,
-    ``hidden``, ``kernel_size``)."""
-    options = {k: v for k, v in spec.items() if k not in ("arch", "lr")}
-    arch = spec["arch"]
-    if hasattr(models, "build"):
-        return lambda: models.build(arch, input_shape, n_classes, **options)
-    if arch == "mlp":
-        return lambda: models.mlp(input_shape, options["widths"], n_classes)
-    if arch == "cnn":
-        return lambda: models.cnn(input_shape, n_classes, **options)
-    raise ValueError(f"architecture {arch!r} needs memkit.models.build (the archs branch); here: 'mlp', 'cnn'")
-
+from memkit.training import Ensemble, Seeds
 
 def _input_grads(logits_fn, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """|∂ℓᵢ/∂x⁽ⁱ⁾| summed over input dimensions, per example: ``(..., B)``."""
@@ -53,33 +33,41 @@ def _input_grads(logits_fn, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return g.abs().flatten(y.ndim).sum(-1)
 
 
-def gradient_magnitude(model: nn.Module | Ensemble, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
+def gradient_magnitude(model: nn.Module | Ensemble | Seeds, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
                        data_index: torch.Tensor | None = None) -> torch.Tensor:
     """Ḡ = (1/N) Σᵢ G(x⁽ⁱ⁾), G(x) = Σⱼ |∂L/∂xⱼ| (Gu & Tresp 2019, §2), L the cross-entropy of the
-    example with its (training) label.
+    example with its (training) label, in eval mode.
 
-    ``x``: ``(N, *input_shape)``, ``y``: ``(N,)``. A module (evaluated in eval mode) gives a 0-d
-    tensor; an :class:`Ensemble` gives ``(S,)``, one Ḡ per member (with ``data_index``, member s
-    on data set ``data_index[s]`` of ``x`` ``(D, N, ...)``, ``y`` ``(D, N)``). No parameter
-    gradient is touched.
+    ``x``: ``(N, *input_shape)``, ``y``: ``(N,)``. A module gives a 0-d tensor; trained seeds
+    (:class:`memkit.training.Seeds`, or an :class:`Ensemble`) give ``(S',)``, one Ḡ per member of
+    the view (with ``data_index`` ``(S,)`` as in :func:`memkit.training.train_seeds`, member s on
+    data set ``data_index[s]`` of ``x`` ``(D, N, ...)``, ``y`` ``(D, N)``). No parameter gradient is touched.
     """
+    return per_example_gradient(model, x, y, batch_size, data_index).mean(-1)
+
+
+def per_example_gradient(model: nn.Module | Ensemble | Seeds, x: torch.Tensor, y: torch.Tensor,
+                         batch_size: int = 1024, data_index: torch.Tensor | None = None) -> torch.Tensor:
+    """G(x⁽ⁱ⁾) = Σⱼ |∂ℓᵢ/∂xⱼ⁽ⁱ⁾| per example: ``(N,)`` for a module, ``(S', N)`` for seeds (see
+    :func:`gradient_magnitude`, its mean)."""
+    if isinstance(model, nn.Module):
+        device = next(model.parameters()).device
+        with training.eval_mode(model):
+            return torch.cat([_input_grads(model, xb.to(device), yb.to(device))
+                              for xb, yb in zip(x.split(batch_size), y.split(batch_size))])
     if isinstance(model, Ensemble):
-        s = len(model)
-        rows = None if data_index is None else torch.as_tensor(data_index, device=model.device)
-        x, y = x.to(model.device), y.to(model.device)
-        n = x.shape[0] if rows is None else x.shape[1]
-        total = torch.zeros(s, device=model.device)
-        for i in range(0, n, batch_size):
-            b = slice(i, i + batch_size)
-            xb = x[b].expand(s, *x[b].shape) if rows is None else x[rows, b]
-            yb = y[b].expand(s, -1) if rows is None else y[rows, b]
-            total += _input_grads(model.forward, xb, yb).sum(-1)
-        return total / n
-    device = next(model.parameters()).device
-    with training.eval_mode(model):
-        total = sum(_input_grads(model, xb.to(device), yb.to(device)).sum()
-                    for xb, yb in zip(x.split(batch_size), y.split(batch_size)))
-    return total / len(x)
+        model = Seeds(range(len(model)), model.seeds, ensemble=model)
+    s, device = len(model), model.device
+    rows = None if data_index is None else torch.as_tensor(data_index, device=device)[model.members]
+    x, y = x.to(device), y.to(device)
+    n = x.shape[0] if rows is None else x.shape[1]
+    out = []
+    for i in range(0, n, batch_size):
+        b = slice(i, i + batch_size)
+        xb = x[b].expand(s, *x[b].shape) if rows is None else x[rows, b]
+        yb = y[b].expand(s, -1) if rows is None else y[rows, b]
+        out.append(_input_grads(model.forward, xb, yb))
+    return torch.cat(out, -1)
 
 
 @dataclass
@@ -95,10 +83,12 @@ class Curves:
 
 @dataclass
 class Trained:
-    """S trained models (``models``, plain modules), their ``curves`` (when tracked), the epochs
-    each trained (``epochs`` ``(S,)``: it stops at ``stop_at`` training accuracy), its final
-    training accuracy ``train_acc`` ``(S,)`` and the wall time ``seconds``."""
+    """S trained seeds (``seeds``, :class:`memkit.training.Seeds`; ``models`` the same as plain
+    modules), their ``curves`` (when tracked), the epochs each trained (``epochs`` ``(S,)``: it
+    stops at ``stop_at`` training accuracy), its final training accuracy ``train_acc`` ``(S,)`` and
+    the wall time ``seconds``."""
 
+    seeds: Seeds
     models: list[nn.Module]
     curves: Curves | None
     epochs: np.ndarray
@@ -106,105 +96,64 @@ class Trained:
     seconds: float
 
 
-def train(spec: Spec, x: torch.Tensor, y: torch.Tensor, *, n_models: int, seed: int, epochs: int, batch_size: int,
-          lr: float, momentum: float = 0.0, weight_decay: float = 0.0, stop_at: float | None = None,
-          test: tuple[torch.Tensor, torch.Tensor] | None = None, track: bool = False, n_grad: int | None = None,
-          data_index: Sequence[int] | None = None, device: str | torch.device | None = None) -> Trained:
-    """Train ``n_models`` seeds of ``spec`` with SGD (constant learning rate, ``spec["lr"]`` if
-    given, else ``lr``) on ``(x, y)`` for ``epochs`` epochs; a member whose training accuracy
-    reaches ``stop_at`` at the end of an epoch stops there (frozen).
+def train(factory: training.Factory, x: torch.Tensor, y: torch.Tensor, sgd: training.SGD, *, n_seeds: int,
+          seed: int, stop_at: float | None = None, test: tuple[torch.Tensor, torch.Tensor] | None = None,
+          track: bool = False, n_grad: int | None = None, data_index: Sequence[int] | None = None,
+          device: str | torch.device | None = None, batched: bool | None = None) -> Trained:
+    """:func:`memkit.training.train_seeds` of ``n_seeds`` seeds for at most ``sgd.epochs`` epochs;
+    a member whose training accuracy reaches ``stop_at`` at the end of an epoch stops there (frozen
+    through the ensemble's ``active`` mask, or its loop ends), as in :func:`memkit.capacity.epochs_to_fit`.
 
     ``track``: record :class:`Curves` (Ḡ on the first ``n_grad`` training examples, training
     accuracy, test accuracy on ``test``) at the start and after every epoch. ``data_index``
-    (length S): member s trains on data set ``data_index[s]`` of ``x`` ``(D, N, ...)``, ``y``
-    ``(D, N)``. Models without buffers train as one batched :class:`Ensemble`; others (batch
-    norm) one seed after another with ``training.train_single``.
+    (length S): member s trains on data set ``data_index[s]`` of ``x`` ``(D, N, ...)``, ``y`` ``(D, N)``. ``batched``: as in ``train_seeds`` (``None``: batched when the model allows it).
     """
-    lr = spec.get("lr", lr)
     device = pick_device(device)
     x, y = x.to(device), y.to(device)
     rows = None if data_index is None else torch.as_tensor(list(data_index), dtype=torch.int64, device=device)
-    shape = x.shape[1 if rows is None else 2:]
-    n_classes = int(y.max()) + 1 if test is None else int(max(y.max(), test[1].max())) + 1
-    fac = factory(spec, shape, n_classes)
-    log: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []
-    done = torch.full((n_models,), epochs)
+    log: list[tuple[int, list[int], torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    done = torch.full((n_seeds,), sgd.epochs)
+    k = slice(0, n_grad)
     t0 = time.perf_counter()
 
-    def record(model, epoch: int, xs, ys, members) -> torch.Tensor:
-        """Training accuracy ``(S',)`` now; with ``track``, also Ḡ and the test accuracy."""
-        di = None if rows is None or not isinstance(model, Ensemble) else rows[members]
-        if isinstance(model, Ensemble):
-            acc = model.accuracy(xs, ys, data_index=di)
-        else:
-            acc = training.correct(model, xs, ys).float().mean()[None]
-        if track:
-            k = slice(0, n_grad)
-            g = gradient_magnitude(model, xs[k] if di is None else xs[:, k], ys[k] if di is None else ys[:, k],
-                                   data_index=di).detach().reshape(-1)
-            if isinstance(model, Ensemble):
-                te = model.accuracy(*test) if test else torch.full_like(acc, float("nan"))
-            else:
-                te = training.correct(model, *test).float().mean()[None] if test else torch.full_like(acc, float("nan"))
-            log.append((epoch, g.cpu(), acc.cpu(), te.cpu()))
-        return acc
-
-    if not training.has_buffers(fac):
-        ens = Ensemble(fac, n_models, seed=seed, device=device)
-
-        def callback(e: Ensemble, step: training.Step) -> bool | None:
-            if step.step and not step.end_of_epoch:
-                return None
-            acc = record(e, step.epoch, x, y, slice(None))
-            if stop_at is not None and step.step:
-                newly = e.active.cpu() & (acc.cpu() >= stop_at)
-                done[newly] = step.epoch
-                e.active &= (acc < stop_at)
-                return not bool(e.active.any())
+    def callback(models: Seeds, step: training.Step) -> bool | None:
+        if step.step and not step.end_of_epoch:
             return None
+        acc = models.accuracy(x, y, data_index=rows)
+        if track:
+            g = gradient_magnitude(models, x[k] if rows is None else x[:, k], y[k] if rows is None else y[:, k],
+                                   data_index=rows).detach()
+            te = models.accuracy(*test) if test else torch.full_like(acc, float("nan"))
+            log.append((step.epoch, models.members, g.cpu(), acc.cpu(), te.cpu()))
+        if stop_at is None or not step.step:
+            return None
+        fits = (acc >= stop_at).cpu()
+        if models.ensemble is not None:
+            active = models.ensemble.active
+            done[active.cpu() & fits] = step.epoch
+            active &= ~fits.to(active.device)
+            return not bool(active.any())
+        if bool(fits[0]):
+            done[models.members[0]] = step.epoch
+            return True
+        return None
 
-        training.fit(ens, x, y, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
-                     weight_decay=weight_decay, callback=callback, data_index=rows)
-        trained = [ens.member(i) for i in range(n_models)]
-        final = ens.accuracy(x, y, data_index=rows).cpu()
-    else:
-        trained, final = [], []
-        for i, s in enumerate(training.member_seeds(seed, n_models)):
-            xs, ys = (x, y) if rows is None else (x[rows[i]], y[rows[i]])
-
-            def callback(m: nn.Module, step: training.Step, i=i, xs=xs, ys=ys) -> bool | None:
-                if step.step and not step.end_of_epoch:
-                    return None
-                acc = record(m, step.epoch, xs, ys, slice(i, i + 1))
-                if stop_at is not None and step.step and float(acc) >= stop_at:
-                    done[i] = step.epoch
-                    return True
-                return None
-
-            trained.append(training.train_single(fac, xs, ys, seed=s, epochs=epochs, batch_size=batch_size, lr=lr,
-                                                 momentum=momentum, weight_decay=weight_decay, device=device,
-                                                 callback=callback))
-            final.append(training.correct(trained[-1], xs, ys).float().mean())
-        final = torch.stack(final).cpu()
-    curves = _curves(log, n_models) if track else None
-    return Trained(trained, curves, done.numpy(), final.numpy(), time.perf_counter() - t0)
+    seeds = training.train_seeds(factory, x, y, sgd, n_seeds=n_seeds, seed=seed, device=device,
+                                 callback=callback, data_index=rows, batched=batched)
+    final = seeds.accuracy(x, y, data_index=rows).cpu()
+    curves = _curves(log, n_seeds) if track else None
+    return Trained(seeds, [seeds.member(i) for i in range(n_seeds)], curves, done.numpy(), final.numpy(),
+                   time.perf_counter() - t0)
 
 
-def _curves(log: list, n_models: int) -> Curves:
+def _curves(log: list, n_seeds: int) -> Curves:
     """Gather the log of :func:`train` into ``(S, T+1)`` arrays, a member that stopped early
-    keeping its last values (the batched path logs all members together, the loop one by one)."""
+    keeping its last values."""
     epochs = sorted({e for e, *_ in log})
-    out = np.full((3, n_models, len(epochs)), np.nan)
-    if log and len(log[0][1]) == n_models:
-        for e, *vals in log:
-            for k, v in enumerate(vals):
-                out[k, :, epochs.index(e)] = v.numpy()
-    else:
-        member = -1
-        for e, *vals in log:
-            member += e == 0
-            for k, v in enumerate(vals):
-                out[k, member, epochs.index(e)] = float(v[0])
+    out = np.full((3, n_seeds, len(epochs)), np.nan)
+    for e, members, *vals in log:
+        for j, v in enumerate(vals):
+            out[j, members, epochs.index(e)] = v.numpy()
     for t in range(1, len(epochs)):  # carry the last value of a member that stopped
         out[:, :, t] = np.where(np.isnan(out[:, :, t]), out[:, :, t - 1], out[:, :, t])
     return Curves(np.asarray(epochs), *out)
@@ -338,13 +287,15 @@ def spread(values: np.ndarray, relative: bool = False) -> float:
 
 
 def claims(dist: dict[tuple[str, str], np.ndarray], noise_levels: Sequence[float], noise_dist: np.ndarray,
-           curves: dict[str, Curves], n_classes: int, prefix: str = "") -> list[Claim]:
+           curves: dict[str, Curves], n_classes: int, prefix: str = "",
+           reported_only: Sequence[str] = tuple(REPORTED_ONLY)) -> list[Claim]:
     """The claims of Gu & Tresp 2019, from one run.
 
     ``dist[label, kind]``: the per-z-seed Dist ``(n_z,)`` of the pair ``kind`` (``"seed"``,
     ``"size"``, ``"arch"``) trained on ``label`` (``"true"`` or ``"random"``) labels;
     ``noise_dist`` ``(P, n_z)``: Dist of two seeds trained at each noise level of ``noise_levels``;
     ``curves["true"]``, ``curves["random"]``: the part-1 :class:`Curves` over seeds.
+    ``reported_only``: ids (without ``prefix``) of the claims made with ``asserted=False``.
     """
     pre = f"{prefix}-" if prefix else ""
     ratios = {k: float(np.mean(dist["random", k]) / np.mean(dist["true", k])) for k in PAIR_KINDS}
@@ -353,7 +304,7 @@ def claims(dist: dict[tuple[str, str], np.ndarray], noise_levels: Sequence[float
     hunt = {label: hunting_epochs(c, n_classes) for label, c in curves.items()}
     sd = {label: max(spread(fitting_time(c.train_acc, c.epochs)), STD_FLOOR) for label, c in curves.items()}
     fig2, fig4, fig5, fig1 = (f"Gu & Tresp 2019 Fig. {i}" for i in (2, 4, 5, 1))
-    return [
+    found = [
         Claim(f"{pre}n-ways-to-memorize", "random-label pairs are far less alike than true-label pairs, for every pair "
               f"kind (worst: {worst})", "min over pair kinds of Dist(random) / Dist(true)", ratios[worst], RATIO_MIN,
               ">=", fig2),
@@ -368,11 +319,12 @@ def claims(dist: dict[tuple[str, str], np.ndarray], noise_levels: Sequence[float
               "std over seeds of the epoch at 50% training accuracy: random / true", sd["random"] / sd["true"],
               SPREAD_MIN, ">=", fig4),
     ]
+    return [replace(c, asserted=c.id.removeprefix(pre) not in reported_only) for c in found]
 
 
 def asserted(found: Sequence[Claim]) -> list[Claim]:
     """The claims of ``found`` that a ``test`` or ``quick`` run asserts: all but :data:`REPORTED_ONLY`."""
-    return [c for c in found if not any(c.id == k or c.id.endswith(f"-{k}") for k in REPORTED_ONLY)]
+    return [c for c in found if c.asserted]
 
 
 def plot_curves(axes: Sequence, curves: Curves, label: str, color: str) -> None:

@@ -107,23 +107,36 @@ def test_train_stops_members_at_the_target_and_records_curves():
     x, y = torch.randn(64, 1, 2, 2), torch.randint(2, (64,))
     y[:32] = 0
     x[:32] += 3.0  # easy: class 0 is shifted
-    tr = dz.train({"arch": "mlp", "widths": [16]}, x, y, n_models=3, seed=0, epochs=30, batch_size=16, lr=0.1,
-                  momentum=0.9, stop_at=0.7, test=(x, y), track=True, device="cpu")
+    tr = dz.train(models.factory("mlp", (1, 2, 2), 2, widths=[16]), x, y,
+                  training.SGD(lr=0.1, batch_size=16, epochs=30, momentum=0.9), n_seeds=3, seed=0, stop_at=0.7,
+                  test=(x, y), track=True, device="cpu")
     assert len(tr.models) == 3 and (tr.train_acc >= 0.7).all() and (tr.epochs < 30).all()
     assert tr.curves.g_bar.shape == tr.curves.train_acc.shape == (3, len(tr.curves.epochs))
     assert not np.isnan(tr.curves.g_bar).any()
 
 
-def test_train_loops_over_seeds_for_batch_norm(monkeypatch):
-    def bn_factory(spec, shape, n_classes):
-        return lambda: nn.Sequential(nn.Flatten(), nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(),
-                                     nn.Linear(8, n_classes))
+def test_train_loops_over_seeds_for_batch_norm():
+    def bn_factory():
+        return nn.Sequential(nn.Flatten(), nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
 
-    monkeypatch.setattr(dz, "factory", bn_factory)
     x, y = torch.randn(2, 32, 1, 2, 2), torch.randint(2, (2, 32))
-    tr = dz.train({"arch": "bn"}, x, y, n_models=2, seed=0, epochs=3, batch_size=8, lr=0.05, track=True,
+    tr = dz.train(bn_factory, x, y, training.SGD(lr=0.05, batch_size=8, epochs=3), n_seeds=2, seed=0, track=True,
                   data_index=[0, 1], device="cpu")
-    assert len(tr.models) == 2 and tr.curves.g_bar.shape == (2, 4)
+    assert len(tr.models) == 2 and not tr.seeds.batched and tr.curves.g_bar.shape == (2, 4)
+    assert not np.isnan(tr.curves.g_bar).any()
+
+
+def test_train_stops_the_same_in_the_batched_and_the_looped_path():
+    torch.manual_seed(0)
+    x, y = torch.randn(48, 1, 2, 2), torch.randint(2, (48,))
+    x[y == 0] += 2.0
+    fac = models.factory("mlp", (1, 2, 2), 2, widths=[8])
+    sgd = training.SGD(lr=0.1, batch_size=16, epochs=20, momentum=0.9)
+    runs = [dz.train(fac, x, y, sgd, n_seeds=2, seed=0, stop_at=0.9, track=True, device="cpu", batched=b)
+            for b in (True, False)]
+    assert runs[0].seeds.batched and not runs[1].seeds.batched
+    assert runs[0].epochs.tolist() == runs[1].epochs.tolist()
+    assert np.allclose(runs[0].curves.g_bar, runs[1].curves.g_bar, rtol=1e-3)
 
 
 def toy_images(n: int = 256) -> torch.Tensor:
