@@ -10,7 +10,7 @@ The GAN itself is :mod:`memkit.gan`.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -24,7 +24,9 @@ from memkit.device import pick_device
 from memkit.results import Claim
 from memkit.training import Ensemble, Seeds
 
-def _input_grads(logits_fn, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+
+def _input_grads(logits_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor
+                 ) -> torch.Tensor:
     """|∂ℓᵢ/∂x⁽ⁱ⁾| summed over input dimensions, per example: ``(..., B)``."""
     x = x.detach().clone().requires_grad_()
     logits = logits_fn(x)
@@ -54,7 +56,7 @@ def per_example_gradient(model: nn.Module | Ensemble | Seeds, x: torch.Tensor, y
         device = next(model.parameters()).device
         with training.eval_mode(model):
             return torch.cat([_input_grads(model, xb.to(device), yb.to(device))
-                              for xb, yb in zip(x.split(batch_size), y.split(batch_size))])
+                              for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True)])
     if isinstance(model, Ensemble):
         model = Seeds(range(len(model)), model.seeds, ensemble=model)
     s, device = len(model), model.device
@@ -106,7 +108,8 @@ def train(factory: training.Factory, x: torch.Tensor, y: torch.Tensor, sgd: trai
 
     ``track``: record :class:`Curves` (Ḡ on the first ``n_grad`` training examples, training
     accuracy, test accuracy on ``test``) at the start and after every epoch. ``data_index``
-    (length S): member s trains on data set ``data_index[s]`` of ``x`` ``(D, N, ...)``, ``y`` ``(D, N)``. ``batched``: as in ``train_seeds`` (``None``: batched when the model allows it).
+    (length S): member s trains on data set ``data_index[s]`` of ``x`` ``(D, N, ...)``, ``y`` ``(D, N)``.
+    ``batched``: as in ``train_seeds`` (``None``: batched when the model allows it).
     """
     device = pick_device(device)
     x, y = x.to(device), y.to(device)
@@ -217,7 +220,8 @@ def dissect(f1: nn.Module, G: nn.Module, n_classes: int, n_z: int, *, seed: int 
             n_iter: int = 1000) -> Patterns:
     """Activation maximisation of every class j of ``f1`` from the same ``n_z`` latent seeds
     z ~ N(0, 1) (drawn from ``seed``), all C·n_z ascents at once."""
-    z0 = torch.randn(n_z, G.nz, generator=torch.Generator().manual_seed(seed))
+    nz: int = G.nz  # type: ignore[assignment]  # gan.Generator's latent size
+    z0 = torch.randn(n_z, nz, generator=torch.Generator().manual_seed(seed))
     cls = torch.arange(n_classes).repeat_interleave(n_z)
     out = activation_maximisation(f1, G, cls, z0.repeat(n_classes, 1), lr=lr, n_iter=n_iter)
     with torch.no_grad(), training.eval_mode(G):
@@ -299,7 +303,7 @@ def claims(dist: dict[tuple[str, str], np.ndarray], noise_levels: Sequence[float
     """
     pre = f"{prefix}-" if prefix else ""
     ratios = {k: float(np.mean(dist["random", k]) / np.mean(dist["true", k])) for k in PAIR_KINDS}
-    worst = min(ratios, key=ratios.get)
+    worst = min(ratios, key=lambda k: ratios[k])
     rho = stats.spearmanr(noise_levels, np.mean(noise_dist, 1)).statistic
     hunt = {label: hunting_epochs(c, n_classes) for label, c in curves.items()}
     sd = {label: max(spread(fitting_time(c.train_acc, c.epochs)), STD_FLOOR) for label, c in curves.items()}

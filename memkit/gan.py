@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -61,6 +62,8 @@ class Generator(nn.Module):
         layers += [nn.ConvTranspose2d(ch, c, 4, 2, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.nz = cfg.nz
+        self.lo: torch.Tensor
+        self.hi: torch.Tensor
         self.register_buffer("lo", torch.full((c, 1, 1), -1.0) if lo is None else lo.reshape(c, 1, 1).float())
         self.register_buffer("hi", torch.full((c, 1, 1), 1.0) if hi is None else hi.reshape(c, 1, 1).float())
 
@@ -131,7 +134,8 @@ def train_gan(x: torch.Tensor, *, epochs: int, batch_size: int = 128, lr: float 
     generator is left as it was. Returns the :class:`GAN` in eval mode, with its history.
     """
     device = pick_device(device)
-    cfg = GANConfig(tuple(x.shape[1:]), nz, ngf, ndf)
+    c, h, w = x.shape[1:]
+    cfg = GANConfig((int(c), int(h), int(w)), nz, ngf, ndf)
     dims = [0, 2, 3]
     lo, hi = x.amin(dims), x.amax(dims)
     with torch.random.fork_rng(devices=[]):
@@ -193,7 +197,7 @@ def load_gan(path: str | Path, device: str | torch.device | None = None) -> GAN:
 
 
 def cached_gan(path: str | Path, x: torch.Tensor, *, retrain: bool = False,
-               device: str | torch.device | None = None, **train) -> tuple[GAN, bool]:
+               device: str | torch.device | None = None, **train: Any) -> tuple[GAN, bool]:
     """The GAN saved at ``path`` if it exists, was trained with the same settings ``train`` (the
     keyword arguments of :func:`train_gan`) on as many examples, and ``retrain`` is False; else a
     GAN trained now and saved there. Returns ``(gan, loaded)``."""
