@@ -19,6 +19,8 @@ One module per concern:
   training (notebook 06).
 - :mod:`memkit.estimators` – the shallow models M, fitted with scikit-learn: an RBF SVM (exact or Nyström) and a
   random forest with out-of-bag early stopping (notebook 06).
+- :mod:`memkit.dissection` – gradient magnitude Ḡ, activation maximisation, the KL distance (notebook 07);
+  :mod:`memkit.gan` – the DCGAN it searches through.
 - :mod:`memkit.figures` and :mod:`memkit.results` – figures, result JSON and claims, written atomically.
 - :mod:`memkit.profiles` – the profiles and how a notebook's settings table and overrides are checked.
 - :mod:`memkit.experiment` – :class:`Run`, a notebook's run: settings, device, timers, arrays, models, claims.

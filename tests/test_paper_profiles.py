@@ -32,6 +32,11 @@ CUT_DOWN = {
         "n_train": 64, "n_seeds": 1, "epochs": 1, "arch_options": {"channels": [4], "hidden": 8},
         "strengths": {"dropout": [0.5], "weight_decay": [0.001], "adversarial": [0.5]}, "lass": {"n_iter": 2}}),
     "06_shallow_first": (["mnist", "cifar10-subset"], {"n_seeds": 2, "n_train": 8, "n_test": 8, "epochs": 1, "n_log": 2}),
+    "07_one_way_to_learn": ("cifar10-subset", {
+        "n_train": 256, "n_seeds": 2, "epochs": 2, "n_grad": 64, "noise_levels": [0.0, 1.0], "n_z": 2, "am_iter": 3,
+        "gan_epochs": 1, "gan_width": 8,
+        "archs": {"A": {"arch": "cnn", "channels": [8], "hidden": 16},
+                  "A_large": {"arch": "cnn", "channels": [16], "hidden": 16}, "B": {"arch": "mlp", "widths": [32]}}}),
 }
 
 
