@@ -23,6 +23,7 @@ generated from those by `python benchmarks/make_readme.py` (do not edit the tabl
     python benchmarks/sensitivity.py  # 02's unrolled loss sensitivity, seeds batched vs one at a time
     python benchmarks/lass.py         # LASS on S models batched vs one at a time
     python benchmarks/growth.py       # time per epoch for S = 1, 10, 100, 1000 -> results/growth_cpu.png
+    python benchmarks/step_micro.py --compile   # one step: explicit vs autograd backward, vmap, torch.compile
     python benchmarks/make_readme.py
 
 Each script sets torch's threads to the idle cores (`--threads` to override), warns when the
@@ -57,11 +58,25 @@ def growth(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def micro(r: dict) -> str:
+    lines = [f"## {r['name']}: one SGD step of {r['args']['models']} MLPs (best of {r['args']['repeats']})", "",
+             f"{r['machine']}; load average {r['load']['loadavg']}" + ("" if r["load"]["idle"] else " **(not idle)**"),
+             "", "| variant | ms / step | GFLOP/s | share of peak |", "|---|---|---|---|"]
+    lines += [f"| {row['path']} | {row['seconds'] * 1e3:.3f} | {row['gflops']:.1f} | {row['peak_share']:.0%} |"
+              for row in r["rows"]]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parts = [HEAD]
     for path in sorted(RESULTS.glob("*.json")):
         r = json.loads(path.read_text())
-        parts.append(growth(r) if r["name"].startswith("growth") else table(r))
+        if r["name"].startswith("growth"):
+            parts.append(growth(r))
+        elif r["name"] == "step_micro":
+            parts.append(micro(r))
+        else:
+            parts.append(table(r))
     (HERE / "README.md").write_text("\n".join(parts))
     print(f"wrote {HERE / 'README.md'} from {len(parts) - 1} results")
 

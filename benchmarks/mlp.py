@@ -32,6 +32,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="default: the idle cores")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--name", default="mlp")
+    parser.add_argument("--profile", action="store_true", help="also write results/<name>_profile.txt "
+                        "(torch.profiler table of one fast-path fit)")
     args = parser.parse_args()
 
     pick_threads(args.threads)
@@ -67,6 +69,12 @@ def main() -> None:
                  vmap_vs_loop=(p_vmap == p_loop).float().mean().item())
     report(args.name, f"{args.models} MLPs {sizes}, 1 epoch of {len(x)} {args.data} examples, batch {args.batch_size}",
            rows, device=device, info=info, peak_info=pk, extra=dict(args=vars(args), predictions_agree=agree))
+    if args.profile:
+        with torch.profiler.profile() as prof:
+            batched(True)
+        table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25)
+        (Path(__file__).resolve().parent / "results" / f"{args.name}_profile.txt").write_text(table)
+        print(table)
     print(f"predictions agree with the loop: fast {agree['fast_vs_loop']:.1%}, vmap {agree['vmap_vs_loop']:.1%}")
 
 
