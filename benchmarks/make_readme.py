@@ -31,6 +31,19 @@ machine is not idle (1-minute load ≥ a quarter of the cores) and records the l
 and after in the JSON: a figure taken under load measures the neighbours, not the code.
 "Share of peak" divides the workload's FLOP rate by the larger of a 1024² matmul's and a bmm of the
 workload's shape, both measured in the same run.
+
+Choices (measured with `step_micro.py`, best of 100–200 steps, on a busy machine, 1 thread):
+
+- Backward of the MLP fast path: explicit (two `bmm` per layer, ReLU mask, dropout scale) rather
+  than autograd through the `baddbmm` forward: 4.21 vs 4.44 ms per step of 100 MLPs 64-128-10
+  (5% cheaper; the op count is the same, autograd adds its graph bookkeeping).
+- `torch.compile` of the fast step: 2.37 vs 4.21 ms per step (1.8×), but 62 s to compile (on the
+  busy machine), a graph break at the active-members check, and results that need not be bitwise
+  those of eager mode (the per-seed equality tests are at 1e-5): it pays only for runs of more than
+  ~30 000 steps, so it is left out of `Ensemble`; re-measure on an idle machine with
+  `step_micro.py --compile` before taking it up (then as an opt-in for long runs).
+- `results/contention/`: figures taken under load (other processes busy on every core), for the
+  issue's question why the batched path was once slower than the loop.
 """
 
 
