@@ -25,7 +25,7 @@ from torch.func import functional_call, stack_module_state
 from tqdm.auto import tqdm
 
 from memkit.device import pick_device
-from memkit.models import set_noise_step
+from memkit.models import _GOLDEN, Dropout, GaussianNoise, _mix, normal, set_noise_step, uniform
 from memkit.sgd import SGD, Factory, Step, augment_batch, data_orders, init_model, member_seeds, steps_per_epoch
 
 
@@ -69,6 +69,11 @@ class Ensemble:
         self.buffers = {k: v.to(self.device) for k, v in buffers.items()}
         self.base = copy.deepcopy(models[0]).to("meta").eval()
         self.active = torch.ones(n_models, dtype=torch.bool, device=self.device)
+        plan = mlp_plan(self.base)
+        self._fast = None if plan is None else _FastMLP(plan, self.base)
+        #: Whether this ensemble runs the batched-linear fast path (plain MLPs: ``baddbmm`` forward,
+        #: explicit backward, ``torch._foreach`` update); set it False to use the generic vmap path.
+        self.fast_path = self._fast is not None
 
     def __len__(self) -> int:
         return len(self.seeds)
@@ -89,12 +94,17 @@ class Ensemble:
     def forward(self, xs: torch.Tensor) -> torch.Tensor:
         """Logits ``(S, B, K)`` for per-member inputs ``xs`` of shape ``(S, B, *input_shape)``,
         differentiable with respect to the parameters and to ``xs`` (eval mode outside an update)."""
+        if self.fast_path and self._fast is not None:
+            return self._fast.forward(self.params, self.buffers, xs, train=self.base.training)
         return torch.vmap(self._call)(self.params, self.buffers, xs)
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
         """Logits ``(S, N, K)`` of every member on the same inputs ``x`` ``(N, *input_shape)``."""
         call = torch.vmap(self._call, in_dims=(0, 0, None))
+        if self.fast_path and self._fast is not None:
+            def call(p: dict, b: dict, xb: torch.Tensor) -> torch.Tensor:
+                return self.forward(xb.expand(len(self), *xb.shape))
         x = x.to(self.device)
         return torch.cat([call(self.params, self.buffers, xb) for xb in x.split(batch_size)], dim=1)
 
@@ -129,6 +139,36 @@ class Ensemble:
         model.load_state_dict({k: v[i].detach() for k, v in (self.params | self.buffers).items()})
         return model
 
+    @torch.no_grad()
+    def _update(self, grads: list[torch.Tensor], lr: float | torch.Tensor, momentum: float,
+                weight_decay: float | torch.Tensor, velocity: dict[str, torch.Tensor] | None) -> None:
+        """torch.optim.SGD's update of every active member with ``torch._foreach`` ops (one kernel
+        launch per op for all parameters); per-member values as ``(S, 1, ...)`` views."""
+        names, params = list(self.params), list(self.params.values())
+
+        def per_member(v: torch.Tensor) -> list[torch.Tensor]:
+            return [v.view(-1, *[1] * (p.ndim - 1)) for p in params]
+
+        if isinstance(weight_decay, torch.Tensor):
+            torch._foreach_add_(grads, torch._foreach_mul(params, per_member(weight_decay)))
+        elif weight_decay:
+            torch._foreach_add_(grads, params, alpha=weight_decay)
+        if momentum and velocity is not None:
+            if all(n in velocity for n in names):
+                bufs = [velocity[n] for n in names]
+                torch._foreach_mul_(bufs, momentum)
+                torch._foreach_add_(bufs, grads)
+            else:
+                bufs = [g.clone() for g in grads]
+                velocity.update(zip(names, bufs))
+            grads = bufs
+        if not bool(self.active.all()):
+            grads = torch._foreach_mul(grads, per_member(self.active.to(params[0].dtype)))
+        if isinstance(lr, torch.Tensor):
+            torch._foreach_sub_(params, torch._foreach_mul(grads, per_member(lr)))
+        else:
+            torch._foreach_add_(params, grads, alpha=-lr)
+
     def sgd_step(self, xs: torch.Tensor, ys: torch.Tensor, lr: float | torch.Tensor, *, momentum: float = 0.0,
                  weight_decay: float | torch.Tensor = 0.0, velocity: dict[str, torch.Tensor] | None = None,
                  step: int = 0, autocast: bool = False) -> torch.Tensor:
@@ -145,28 +185,21 @@ class Ensemble:
         if momentum and velocity is None:
             raise ValueError("momentum > 0 needs velocity: pass a dict (empty at the start of a run) that "
                              "keeps the momentum between the updates of that run")
-        with self.training_mode(step), torch.autocast(self.device.type, dtype=torch.bfloat16,
-                                                       enabled=autocast and self.device.type == "cuda"):
-            logits = self.forward(xs)
-            losses = F.cross_entropy(logits.flatten(0, 1), ys.flatten(), reduction="none").view(ys.shape).mean(1)
-        grads = torch.autograd.grad(losses.sum(), list(self.params.values()))
-        frozen = not bool(self.active.all())
-        with torch.no_grad():
-            for (name, p), g in zip(self.params.items(), grads):
-                shape = (-1, *[1] * (p.ndim - 1))
-                if isinstance(weight_decay, torch.Tensor):
-                    g = g + weight_decay.view(shape) * p
-                elif weight_decay:
-                    g = g.add(p, alpha=weight_decay)
-                if momentum and velocity is not None:  # velocity is required with momentum (checked above)
-                    buf = velocity.get(name)
-                    g = velocity[name] = g.clone() if buf is None else buf.mul_(momentum).add_(g)
-                if frozen:
-                    g = g * self.active.view(shape)
-                if isinstance(lr, torch.Tensor):
-                    p.sub_(lr.view(shape) * g)
-                else:
-                    p.add_(g, alpha=-lr)
+        if self.fast_path and self._fast is not None and not (autocast and self.device.type == "cuda"):
+            with self.training_mode(step), torch.no_grad():
+                keep: list[torch.Tensor] = []
+                logits = self._fast.forward(self.params, self.buffers, xs, train=True, keep=keep)
+                losses = F.cross_entropy(logits.flatten(0, 1), ys.flatten(), reduction="none").view(ys.shape).mean(1)
+                g = torch.softmax(logits, -1)  # ∂(mean cross-entropy)/∂logits = (softmax − one-hot) / B
+                g.scatter_add_(-1, ys[..., None], torch.full_like(g[..., :1], -1.0)).div_(ys.shape[1])
+                grads = list(self._fast.backward(self.params, keep, g).values())
+        else:
+            with self.training_mode(step), torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                                           enabled=autocast and self.device.type == "cuda"):
+                logits = self.forward(xs)
+                losses = F.cross_entropy(logits.flatten(0, 1), ys.flatten(), reduction="none").view(ys.shape).mean(1)
+            grads = list(torch.autograd.grad(losses.sum(), list(self.params.values())))
+        self._update(grads, lr, momentum, weight_decay, velocity)
         return losses.detach()
 
 
@@ -267,3 +300,96 @@ def fit(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, sgd: SGD, *,
     finally:
         bar.close()
     return state
+
+
+# ---------------------------------------------------------------------------------------------
+# The batched-linear fast path for plain MLPs
+# ---------------------------------------------------------------------------------------------
+
+#: Modules the fast path runs itself; any other module sends the ensemble to the vmap path.
+_FAST_MODULES = (nn.Flatten, nn.Linear, nn.ReLU, Dropout, GaussianNoise)
+
+
+def mlp_plan(base: nn.Module) -> list[tuple[str, str]] | None:
+    """The layers of a plain MLP as ``(kind, name)`` pairs (``kind`` in flatten, linear, relu,
+    dropout, noise; ``name`` the module's name in the state dict), or ``None`` when ``base`` is not
+    an ``nn.Sequential`` of Flatten (default dims), Linear, ReLU and memkit's noise layers only."""
+    if type(base) is not nn.Sequential or not len(base):
+        return None
+    plan = []
+    for name, m in base.named_children():
+        if type(m) not in _FAST_MODULES or (type(m) is nn.Flatten and (m.start_dim, m.end_dim) != (1, -1)):
+            return None
+        if type(m) is nn.Flatten and any(kind == "linear" for kind, _ in plan):
+            return None  # a flatten between linear layers: leave it to vmap
+        plan.append(({nn.Flatten: "flatten", nn.Linear: "linear", nn.ReLU: "relu", Dropout: "dropout",
+                      GaussianNoise: "noise"}[type(m)], name))
+    return plan if any(kind == "linear" for kind, _ in plan) else None
+
+
+def _noise_bits(key: torch.Tensor, step: int, x: torch.Tensor) -> torch.Tensor:
+    """:func:`memkit.models.counter_bits` for every member at once: ``key`` ``(S,)``, ``x`` ``(S, B, ...)``;
+    member ``s`` gets exactly the bits its own layer draws for its ``(B, ...)`` input."""
+    wrapped = (step * _GOLDEN + 2 ** 63) % 2 ** 64 - 2 ** 63
+    state = _mix(key + wrapped).view(-1, *[1] * (x.ndim - 1))
+    per_member = x.shape[1:]
+    index = torch.arange(1, per_member.numel() + 1, device=x.device, dtype=torch.int64).view(per_member)
+    return _mix(state + index * _GOLDEN)
+
+
+class _FastMLP:
+    """Forward, backward and update of S stacked MLPs with batched matrix products (``baddbmm``)."""
+
+    def __init__(self, plan: list[tuple[str, str]], base: nn.Module) -> None:
+        self.plan, self.base = plan, base
+        self.modules = dict(base.named_children())
+
+    def forward(self, params: dict, buffers: dict, xs: torch.Tensor, *, train: bool,
+                keep: list | None = None) -> torch.Tensor:
+        """Logits ``(S, B, K)``; differentiable by autograd. With ``keep`` (a list), appends what
+        :meth:`backward` needs (then call it under ``torch.no_grad``)."""
+        h = xs
+        for kind, name in self.plan:
+            if kind == "flatten":
+                h = h.flatten(2)
+            elif kind == "linear":
+                w, b = params[f"{name}.weight"], params.get(f"{name}.bias")
+                if keep is not None:
+                    keep.append(h)
+                wt = w.transpose(1, 2)
+                h = torch.bmm(h, wt) if b is None else torch.baddbmm(b.unsqueeze(1), h, wt)
+            elif kind == "relu":
+                h = torch.relu(h)
+                if keep is not None:
+                    keep.append(h)
+            elif train:
+                rate = buffers[f"{name}.rate"].view(-1, *[1] * (h.ndim - 1))
+                bits = _noise_bits(buffers[f"{name}.key"], self.modules[name].step, h)
+                if kind == "dropout":
+                    kept = uniform(bits) >= rate
+                    if keep is not None:
+                        keep.append(kept / (1 - rate))
+                    h = h * kept / (1 - rate)  # as Dropout.forward computes it
+                else:
+                    h = h + rate * normal(bits).to(h.dtype)
+        return h
+
+    def backward(self, params: dict, keep: list, g: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Gradients of the loss for every parameter, from ``g`` = ∂loss/∂logits ``(S, B, K)``."""
+        grads: dict[str, torch.Tensor] = {}
+        first = next(i for i, (kind, _) in enumerate(self.plan) if kind == "linear")
+        for i in range(len(self.plan) - 1, -1, -1):
+            kind, name = self.plan[i]
+            if kind == "linear":
+                a = keep.pop()
+                grads[f"{name}.weight"] = torch.bmm(g.transpose(1, 2), a)
+                if f"{name}.bias" in params:
+                    grads[f"{name}.bias"] = g.sum(1)
+                if i == first:
+                    break
+                g = torch.bmm(g, params[f"{name}.weight"])
+            elif kind == "relu":
+                g = g * (keep.pop() > 0)
+            elif kind == "dropout":
+                g = g * keep.pop()
+        return {k: grads[k] for k in params}

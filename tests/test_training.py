@@ -351,3 +351,54 @@ def test_train_seeds_argument_errors(digits):
     with pytest.raises(ValueError, match="set augment=False"):
         training.train_seeds(factory, digits.x_train.flatten(1), digits.y_train,
                              training.SGD(lr=0.1, batch_size=8, augment=True), n_seeds=1)
+
+
+# ------------------------------------------------------------------ the batched-linear fast path (plain MLPs)
+
+
+def test_the_fast_path_is_taken_for_plain_mlps_only(digits):
+    mlp = training.Ensemble(lambda: models.mlp(digits.input_shape, [8], 10, dropout=0.2, input_noise=0.1), 2)
+    cnn = training.Ensemble(lambda: models.cnn(digits.input_shape, 10, channels=(2,), hidden=8), 2)
+    assert mlp.fast_path and not cnn.fast_path
+    xs = digits.x_test[:7].expand(2, -1, -1, -1, -1)
+    fast = mlp.forward(xs)
+    mlp.fast_path = False
+    assert torch.allclose(fast, mlp.forward(xs), atol=1e-6)
+
+
+def test_fast_path_equals_train_single_and_the_vmap_path_with_everything_on(digits):
+    """Momentum, per-member lr and weight decay, a schedule, noise layers, data_index, subsets, a hook
+    and an inactive member: every member of the fast path is train_single's model for its seed."""
+    x = torch.stack([digits.x_train[:120], digits.x_train[120:240]])
+    y = torch.stack([digits.y_train[:120], digits.y_train[120:240]])
+    index = torch.tensor([1, 0, 1])
+    g = torch.Generator().manual_seed(1)
+    subsets = torch.stack([torch.randperm(120, generator=g)[:80] for _ in range(3)])
+    factories = [lambda p=p: models.mlp(digits.input_shape, [16, 8], 10, dropout=p, input_noise=0.1)
+                 for p in (0.1, 0.2, 0.3)]
+    sgd = training.SGD(lr=(0.05, 0.1, 0.02), weight_decay=(1e-3, 0.0, 1e-2), batch_size=16, epochs=2,
+                       momentum=0.9, schedule="cosine")
+
+    def hook(m, step, xb, yb):
+        m.forward(xb)  # the members in eval mode, inside the training
+        return xb * 0.9, yb
+
+    runs = []
+    for fast in (True, False):
+        ens = training.Ensemble(factories, seed=3, device="cpu")
+        ens.fast_path = fast
+        ens.active[1] = False
+        view = training.Seeds(range(3), ens.seeds, ensemble=ens)
+        training.fit(ens, x, y, sgd, data_index=index, subsets=subsets,
+                     hook=lambda _, st, xb, yb, view=view: hook(view, st, xb, yb))
+        runs.append(ens)
+    assert runs[0]._fast is not None
+    for i in (0, 2):
+        xi, yi = x[index[i]][subsets[i]], y[index[i]][subsets[i]]
+        single = training.train_single(factories[i], xi, yi, sgd.member(i), seed=runs[0].seeds[i], device="cpu",
+                                       hook=lambda m, st, xb, yb: (xb * 0.9, yb))
+        for name, p in single.named_parameters():
+            torch.testing.assert_close(runs[0].params[name][i], p, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(runs[0].params[name][i], runs[1].params[name][i], atol=1e-5, rtol=1e-5)
+    untouched = training.Ensemble(factories, seed=3, device="cpu")
+    assert all(torch.equal(runs[0].params[k][1], v[1]) for k, v in untouched.params.items())
