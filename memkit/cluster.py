@@ -49,7 +49,8 @@ def require_ray() -> Any:
     return ray
 
 
-def execute(nb_name: str, source: bytes, profile: str, params: dict[str, Any]) -> tuple[Failure | None, dict[str, bytes]]:
+def execute(nb_name: str, source: bytes, profile: str,
+            params: dict[str, Any]) -> tuple[Failure | None, dict[str, bytes]]:
     """The Ray task (on a worker): run the notebook ``source`` and return its failure (or ``None``)
     and its staged files by path relative to the staging folder (``<nb>.ipynb``, ``output/...``)."""
     tmp = Path(tempfile.mkdtemp(prefix="memkit-run-"))
@@ -59,7 +60,8 @@ def execute(nb_name: str, source: bytes, profile: str, params: dict[str, Any]) -
         nb.write_bytes(source)
         stage = tmp / "stage"
         failure = run_notebook(nb, profile, params, stage, progress=False)
-        return failure, {p.relative_to(stage).as_posix(): p.read_bytes() for p in sorted(stage.rglob("*")) if p.is_file()}
+        files = sorted(p for p in stage.rglob("*") if p.is_file())
+        return failure, {p.relative_to(stage).as_posix(): p.read_bytes() for p in files}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -101,7 +103,11 @@ def run(jobs: list[Job], profile: str, root: Path, errors: dict[str, Failure], *
     ray = require_ray()
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
+        try:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+        except ConnectionError as err:
+            raise ParameterError(f"--address {address}: no Ray cluster there ({err}); start one with "
+                                 "`ray start --head`, or leave --address out to start one for this run") from None
     try:
         resources = ray.cluster_resources()
         gpus = gpus if gpus is not None else (1.0 if profile == "paper" and resources.get("GPU", 0) >= 1 else 0.0)

@@ -54,7 +54,8 @@ def expand(nbs: list[Path], params: dict[str, Any]) -> list[Job]:
         for dataset in datasets:
             for seed in seeds:
                 p = {k: v for k, v in params.items() if k not in ("seed", "dataset")}
-                p |= ({"dataset": dataset} if dataset is not None else {}) | ({"seed": seed} if seed is not None else {})
+                p |= {"dataset": dataset} if dataset is not None else {}
+                p |= {"seed": seed} if seed is not None else {}
                 tag = [dataset] if dataset is not None else []
                 tag += [f"seed{seed}"] if isinstance(params.get("seed"), list) else []
                 jobs.append(Job(nb, p, ".".join(tag)))
@@ -120,8 +121,8 @@ def over_seeds(name: str, docs: list[dict[str, Any]]) -> list[list[str]]:
         values = ", ".join(f"{x['value']:.4g}" for x in cs)
         k = sum(bool(x["holds"]) for x in cs)
         mark = f"{k}/{n} seeds" + ("" if c.get("asserted", True) else " (reported only)")
-        where = {f"{d.get('environment', {}).get('device', '')} {d.get('environment', {}).get('device_name', '')}".strip()
-                 for d in docs}
+        envs = [d.get("environment", {}) for d in docs]
+        where = {f"{e.get('device', '')} {e.get('device_name', '')}".strip() for e in envs}
         t = sum(float(d.get("timings", {}).get("total_s", 0) or 0) for d in docs)
         rows.append([f"{name} (seeds {seeds})", f"{c['statement']} (`{cid}`)", f"{c['metric']} = {values}",
                      f"{c.get('op', '')} {c['threshold']:.4g}", mark, c.get("figure", ""), ", ".join(sorted(where)),

@@ -364,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
                                        "'auto': the one `ray start --head` started here)")
     reg.add_argument("--cpus-per-run", type=float, dest="cpus", help="CPUs each Ray task asks for (default 1)")
     reg.add_argument("--gpus-per-run", type=float, dest="gpus",
-                     help="GPUs each Ray task asks for (default: 1 in the paper profile if the cluster has GPUs, else 0)")
+                     help="GPUs each Ray task asks for (default: 1 in the paper profile if the cluster has GPUs, "
+                          "else 0)")
     args = parser.parse_args(argv)
     try:
         root = project_root()

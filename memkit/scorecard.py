@@ -87,7 +87,8 @@ def collect(root: Path) -> tuple[list[str], dict[tuple[str, str], dict[str, Cell
     columns: list[str] = []
     rows: dict[tuple[str, str], dict[str, Cell | Seeds]] = {}
     for profile in PROFILES:
-        for path in sorted((root / "results" / profile).glob("*.json"), key=lambda p: (SEED.sub("", p.stem), seed_of(p.stem) or 0)):
+        found = (root / "results" / profile).glob("*.json")
+        for path in sorted(found, key=lambda p: (SEED.sub("", p.stem), seed_of(p.stem) or 0)):
             doc = json.loads(path.read_text())
             notebook = doc.get("notebook", path.stem.split(".")[0])
             for c in doc.get("claims", []):
