@@ -150,7 +150,8 @@ def _collect(ray: Any, pending: dict[Any, Job], profile: str, root: Path, errors
                     finish(job, profile, failure, root, errors)
                 if failure is not None:
                     failed += 1
-                    bar.write(f"  {job.describe()}: FAILED{' in ' + failure.where() if failure.where() else ''}: "
+                    where = f" in {failure.where()}" if failure.where() else ""
+                    bar.write(f"  {job.describe(every=True)}: FAILED{where}: "
                               f"{failure.error.splitlines()[0] if failure.error else ''}")
                 bar.update()
         bar.set_postfix({"done": bar.n - failed, "running": 0, "queued": 0, "failed": failed})

@@ -39,9 +39,10 @@ class Job:
     def name(self) -> str:
         return f"{self.nb.stem}.{self.tag}" if self.tag else self.nb.stem
 
-    def describe(self) -> str:
-        """The notebook and, in a grid, its data set and seed, e.g. ``01_ok (dataset=mnist, seed=1)``."""
-        shown = {k: self.params[k] for k in ("dataset", "seed") if k in self.params and self.tag}
+    def describe(self, every: bool = False) -> str:
+        """The notebook and, in a grid (or with ``every``: always), the parameters it was given,
+        e.g. ``01_ok (dataset=mnist, seed=1)``."""
+        shown = {k: v for k, v in self.params.items() if every or (self.tag and k in ("dataset", "seed"))}
         return self.nb.stem + (f" ({', '.join(f'{k}={v}' for k, v in shown.items())})" if shown else "")
 
 
