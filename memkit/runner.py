@@ -262,6 +262,8 @@ def regenerate(profile: str, only: list[str] | None = None, params: dict | None 
     ``cluster="ray"``: run them as Ray tasks (:mod:`memkit.cluster`; ``options``: address,
     cpus, gpus). Raises :class:`ParameterError` before running anything if a parameter does not fit."""
     root = root or project_root()
+    if cluster not in (None, "ray"):
+        raise ParameterError(f"cluster {cluster!r}: the one cluster memkit runs on is 'ray'")
     if cluster:
         from memkit import cluster as ray_cluster
 
@@ -276,7 +278,9 @@ def regenerate(profile: str, only: list[str] | None = None, params: dict | None 
         if skipped:
             print(f"--resume: {len(skipped)} run(s) done already, skipped: {', '.join(skipped)}", flush=True)
     errors: dict[str, Failure] = {}
-    if cluster:
+    if not jobs:
+        stopped = None
+    elif cluster:
         stopped = ray_cluster.run(jobs, profile, root, errors, **options)
     else:
         stopped = _run_here(jobs, profile, root, errors)

@@ -184,3 +184,21 @@ def test_seed_and_dataset_lists_are_checked(tmp_path):
     with pytest.raises(ParameterError, match=r"each seed in the list must be an integer .*not 1.5"):
         parse_parameters([("seed", "[0, 1.5]")], nbs, "test")
 
+
+
+def test_resume_on_the_local_path_skips_what_is_done(tmp_path, monkeypatch, capsys):
+    root = _project(tmp_path)
+    monkeypatch.setenv("MEMKIT_OUTPUT", str(root))
+    assert runner.regenerate("test", only=["01"], params={"seed": [0, 1]}, root=root) == 0
+    (root / "results" / "test" / "01_a.seed1.json").unlink()
+    capsys.readouterr()
+    assert runner.regenerate("test", only=["01"], params={"seed": [0, 1]}, root=root, resume=True) == 0
+    out = capsys.readouterr().out
+    assert "--resume: 1 run(s) done already, skipped: 01_a.seed0" in out
+    assert "[1/1] 01_a (seed=1) (test profile)" in out
+    assert _values(root) == {"01_a.seed0.json": [1.0], "01_a.seed1.json": [11.0]}
+    # another seed is another run, not done; a file that records another seed is not this run's
+    nbs = runner.notebooks(root, ["01"])
+    assert not grid.done(grid.expand(nbs, {"seed": [2]})[0], root, "test")
+    (root / "results" / "test" / "01_a.json").write_bytes((root / "results" / "test" / "01_a.seed1.json").read_bytes())
+    assert not grid.done(grid.expand(nbs, {})[0], root, "test")  # seed 1 recorded, the default is 0
