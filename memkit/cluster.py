@@ -76,7 +76,8 @@ def describe(resources: dict[str, float]) -> str:
 def _environment() -> dict[str, str]:
     """What the tasks' workers (and their kernels) need from this environment: where memkit is, the data."""
     here = str(Path(memkit.__file__).resolve().parents[1])
-    env = {"PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p),
+    paths = [here] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != here]
+    env = {"PYTHONPATH": os.pathsep.join(paths),
            "MPLBACKEND": os.environ.get("MPLBACKEND", "Agg")}
     return env | {k: os.environ[k] for k in ("MEMKIT_DATA", "XDG_CACHE_HOME") if os.environ.get(k)}
 
