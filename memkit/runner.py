@@ -391,5 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # python -m memkit.runner: run the imported module's main, so that
+    from memkit.runner import main as _main  # memkit.cluster and this share one Failure class
+
+    sys.exit(_main())
