@@ -132,11 +132,14 @@ def run(jobs: list[Job], profile: str, root: Path, errors: dict[str, Failure], *
 def _collect(ray: Any, pending: dict[Any, Job], profile: str, root: Path, errors: dict[str, Failure], slots: int,
              bar: Any) -> list[str] | None:
     """Commit each task's files as it finishes; the bar's postfix counts done, running, queued, failed."""
-    failed = 0
+    failed, shown = 0, None
     try:
         while pending:
-            bar.set_postfix({"done": bar.n - failed, "running": min(len(pending), slots),
-                             "queued": max(len(pending) - slots, 0), "failed": failed})
+            counts = {"done": bar.n - failed, "running": min(len(pending), slots),
+                      "queued": max(len(pending) - slots, 0), "failed": failed}
+            if counts != shown:
+                bar.set_postfix(counts)
+                shown = counts
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             for ref in ready:
                 job = pending.pop(ref)
@@ -159,8 +162,8 @@ def _collect(ray: Any, pending: dict[Any, Job], profile: str, root: Path, errors
     except KeyboardInterrupt:
         for ref in pending:  # KeyboardInterrupt in the task: papermill shuts its kernel down
             ray.cancel(ref)
-        ray.wait(list(pending), num_returns=len(pending), timeout=10.0)
-        for ref in pending:
+        _, stuck = ray.wait(list(pending), num_returns=len(pending), timeout=10.0)
+        for ref in stuck:  # only those still running (force-cancelling a finished task crashes Ray 2.60)
             ray.cancel(ref, force=True)
         return sorted(job.name for job in pending.values())
     finally:
