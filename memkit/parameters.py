@@ -180,7 +180,9 @@ def check_parameters(params: dict[str, Any], nbs: list[Path], profile: str) -> d
             if name not in defaults:
                 raise ParameterError(f"-p {name} {json.dumps(value)}: {nb.stem} has no parameter {name!r}; "
                                      f"its parameters are: {allowed} (and the profile, from --profile)")
-            if not _fits(value, defaults[name]):
+            if name in GRID and isinstance(value, list):  # a grid: one run per value (memkit.grid)
+                _check_grid(name, value, defaults[name], nb)
+            elif not _fits(value, defaults[name]):
                 raise ParameterError(f"-p {name} {json.dumps(value)}: {name} must be {_kind(defaults[name])} "
                                      f"(the default in {nb.stem} is {json.dumps(defaults[name])})")
         if "overrides" in params:
@@ -198,6 +200,21 @@ def check_parameters(params: dict[str, Any], nbs: list[Path], profile: str) -> d
         except (ValueError, RuntimeError, TypeError) as err:
             raise ParameterError(f"-p device {json.dumps(params['device'])}: {err}") from None
     return params
+
+
+#: Parameters that take a JSON list of values, one run per value (:mod:`memkit.grid`).
+GRID = ("seed", "dataset")
+
+
+def _check_grid(name: str, values: list[Any], default: Any, nb: Path) -> None:
+    if not values or len({json.dumps(v) for v in values}) < len(values):
+        raise ParameterError(f"-p {name} {json.dumps(values)}: a list of {name}s must be non-empty and without "
+                             "repeats (each value is its own run)")
+    bad = [v for v in values if not _fits(v, default)]
+    if bad:
+        raise ParameterError(f"-p {name} {json.dumps(values)}: each {name} in the list must be "
+                             f"{_kind(default)} "
+                             f"(the default in {nb.stem} is {json.dumps(default)}), not {json.dumps(bad[0])}")
 
 
 def _check_overrides(overrides: Any, nb: Path, profile: str) -> None:

@@ -14,6 +14,10 @@ failing cell, and the others still run. At the end ``results/<profile>/REPORT.md
 claim: its value, threshold, whether it held and the paper figure it replicates; a notebook that
 failed in this run shows the claim values it got to, from its staged result. The exit status is 0
 only if every notebook ran; Ctrl-C stops with one line and status 130.
+
+``-p seed '[0, 1]'`` and ``-p dataset '["mnist", "digits"]'`` make a grid, one run per value, each
+with its own files (:mod:`memkit.grid`); ``--resume`` skips the runs done already; ``--cluster ray``
+runs them as Ray tasks and commits their files here the same way (:mod:`memkit.cluster`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from memkit import grid
+from memkit.grid import Job
 from memkit.parameters import ParameterError, check_parameters, parse_parameters
 from memkit.profiles import PROFILES
 from memkit.results import (
@@ -131,9 +137,10 @@ def _deferred_interrupt() -> Iterator[None]:
         _interrupt()
 
 
-def run_notebook(nb: Path, profile: str, params: dict, stage: Path) -> Failure | None:
+def run_notebook(nb: Path, profile: str, params: dict, stage: Path, progress: bool = True) -> Failure | None:
     """Execute one notebook with papermill, its output (``MEMKIT_OUTPUT``) in ``stage / "output"``
-    and its executed copy at ``stage / nb.name``; return ``None`` on success, else the failure."""
+    and its executed copy at ``stage / nb.name``; return ``None`` on success, else the failure.
+    ``progress``: papermill's bar over the cells (not on a cluster's workers)."""
     import papermill as pm
     from traitlets.config import Config
 
@@ -142,7 +149,7 @@ def run_notebook(nb: Path, profile: str, params: dict, stage: Path) -> Failure |
         with _environ(MEMKIT_OUTPUT=str(stage / "output"), MEMKIT_PROFILE=profile):
             pm.execute_notebook(str(nb), str(stage / nb.name), parameters={"profile": profile, **params},
                                 cwd=str(nb.parent), kernel_name="python3", config=Config(KERNEL_CONFIG), extra_arguments=KERNEL_ARGUMENTS,
-                                progress_bar={"desc": f"  {nb.stem}", "leave": False})
+                                progress_bar={"desc": f"  {nb.stem}", "leave": False} if progress else False)
     except pm.PapermillExecutionError as err:
         import nbformat
 
@@ -159,12 +166,13 @@ def run_notebook(nb: Path, profile: str, params: dict, stage: Path) -> Failure |
     return None
 
 
-def commit(stage: Path, root: Path) -> list[Path]:
+def commit(stage: Path, root: Path, tag: str = "") -> list[Path]:
     """Move every file under ``stage`` to the same place under ``root`` (``results/<profile>/...``,
-    ``figures/<profile>/...``), each by one atomic rename; return the new paths."""
+    ``figures/<profile>/...``), each by one atomic rename, with the run's ``tag`` after the stem
+    of its name there (:func:`memkit.grid.tagged`); return the new paths."""
     moved = []
     for f in sorted(p for p in stage.rglob("*") if p.is_file()):
-        dest = root / f.relative_to(stage)
+        dest = root / grid.tagged(f.relative_to(stage), tag)
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(f, dest)
         moved.append(dest)
@@ -185,8 +193,13 @@ def clean_stale(root: Path) -> list[Path]:
     return removed
 
 
-def _staged_result(root: Path, profile: str, stem: str) -> Path:
-    return root / "build" / "staging" / profile / stem / "output" / "results" / profile / f"{stem}.json"
+def staging(root: Path, profile: str, job: Job) -> Path:
+    """A run's staging folder: its output under ``output/``, its executed copy beside it."""
+    return root / "build" / "staging" / profile / job.name
+
+
+def _staged_result(root: Path, profile: str, name: str, stem: str) -> Path:
+    return root / "build" / "staging" / profile / name / "output" / "results" / profile / f"{stem}.json"
 
 
 def _claim_rows(stem: str, doc: dict[str, Any], failed: str = "") -> list[list[str]]:
@@ -206,20 +219,26 @@ def report(root: Path, profile: str, errors: Mapping[str, Failure | str]) -> str
     with ``asserted=False`` shows "reported only" next to whether it held."""
     failures = {k: v if isinstance(v, Failure) else Failure(v) for k, v in errors.items()}
     rows: list[list[str]] = []
+    folder = root / "results" / profile
     for nb in notebooks(root):
-        path = root / "results" / profile / f"{nb.stem}.json"
-        if nb.stem in failures:
-            staged, failed = _staged_result(root, profile, nb.stem), []
+        runs = [name for name in failures if name == nb.stem or name.startswith(f"{nb.stem}.")]
+        for name in runs:  # failed in this run (a run of a grid: the notebook, data set, seed)
+            path = folder / f"{name}.json"
+            staged, failed = _staged_result(root, profile, name, nb.stem), []
             if staged.exists():
-                failed = _claim_rows(nb.stem, json.loads(staged.read_text()), "values of the failed run")
+                failed = _claim_rows(name, json.loads(staged.read_text()), "values of the failed run")
             elif path.exists():
-                failed = _claim_rows(nb.stem, json.loads(path.read_text()), "values of the last good run")
-            rows += failed or [[nb.stem, "**notebook failed** (see below)", "", "", "no", "", "", ""]]
-            continue
-        if not path.exists():
+                failed = _claim_rows(name, json.loads(path.read_text()), "values of the last good run")
+            rows += failed or [[name, "**notebook failed** (see below)", "", "", "no", "", "", ""]]
+        found = grid.groups(folder, nb.stem, set(runs))
+        if not found and not runs:
             rows.append([nb.stem, "not run in this profile yet", "", "", "", "", "", ""])
-            continue
-        rows += _claim_rows(nb.stem, json.loads(path.read_text()))
+        for name, paths in found.items():
+            docs = [json.loads(p.read_text()) for p in paths]
+            if name.endswith(" · seeds"):  # a grid's seeds: each claim's values, held in k of n seeds
+                rows += grid.over_seeds(name.removesuffix(" · seeds"), docs)
+            else:
+                rows += _claim_rows(name, docs[0])
     lines = [f"# Replication report: `{profile}` profile", "",
              "Generated by `memkit regenerate`; one row per claim, computed in that notebook's run.", "",
              markdown_table(["notebook", "claim", "value", "threshold", "holds", "replicates", "device", "time (s)"],
@@ -235,48 +254,42 @@ def report(root: Path, profile: str, errors: Mapping[str, Failure | str]) -> str
 
 
 def regenerate(profile: str, only: list[str] | None = None, params: dict | None = None,
-               root: Path | None = None) -> int:
-    """Run the notebooks in ``profile`` and write the report; return the exit status (0: every
-    notebook ran; 1: some failed; 130: interrupted). Raises :class:`ParameterError` before running
-    anything if a parameter does not fit."""
+               root: Path | None = None, *, resume: bool = False, cluster: str | None = None,
+               **options: Any) -> int:
+    """Run the notebooks in ``profile`` (one run per notebook, data set and seed of a grid:
+    :mod:`memkit.grid`) and write the report; return the exit status (0: every run finished; 1: some
+    failed; 130: interrupted). ``resume``: skip the runs whose result is there (:func:`grid.done`).
+    ``cluster="ray"``: run them as Ray tasks (:mod:`memkit.cluster`; ``options``: address,
+    cpus, gpus). Raises :class:`ParameterError` before running anything if a parameter does not fit."""
     root = root or project_root()
+    if cluster not in (None, "ray"):
+        raise ParameterError(f"cluster {cluster!r}: the one cluster memkit runs on is 'ray'")
+    if cluster:
+        from memkit import cluster as ray_cluster
+
+        ray_cluster.require_ray()
     todo = notebooks(root, only)
     params = check_parameters(dict(params or {}), todo, profile)
     clean_stale(root)
-    executed = root / "build" / "executed" / profile
+    jobs = grid.expand(todo, params)
+    if resume:
+        skipped = [job.name for job in jobs if grid.done(job, root, profile)]
+        jobs = [job for job in jobs if job.name not in skipped]
+        if skipped:
+            print(f"--resume: {len(skipped)} run(s) done already, skipped: {', '.join(skipped)}", flush=True)
     errors: dict[str, Failure] = {}
-    current = None
-    try:
-        for i, nb in enumerate(todo, 1):
-            current = nb
-            stage = root / "build" / "staging" / profile / nb.stem
-            print(f"[{i}/{len(todo)}] {nb.stem} ({profile} profile)", flush=True)
-            t0 = time.perf_counter()
-            with _sigint(_interrupt):
-                failure = run_notebook(nb, profile, params, stage)
-            with _deferred_interrupt():
-                if (stage / nb.name).exists():
-                    executed.mkdir(parents=True, exist_ok=True)
-                    os.replace(stage / nb.name, executed / nb.name)
-                if failure is None:
-                    commit(stage / "output", root)
-                    shutil.rmtree(stage, ignore_errors=True)
-                else:
-                    errors[nb.stem] = failure
-            dt = time.perf_counter() - t0
-            if failure is None:
-                print(f"  {nb.stem}: ok in {dt:.0f} s", flush=True)
-            else:
-                print(f"  {nb.stem}: FAILED in {dt:.0f} s{' in ' + failure.where() if failure.where() else ''}\n"
-                      f"  {failure.error.splitlines()[0] if failure.error else ''}\n"
-                      f"  executed copy: {executed / nb.name}; last good result kept", flush=True)
-            current = None
-    except KeyboardInterrupt:
-        if current is not None:
-            shutil.rmtree(root / "build" / "staging" / profile / current.stem, ignore_errors=True)
-            errors[current.stem] = Failure("interrupted (Ctrl-C)")
+    if not jobs:
+        stopped = None
+    elif cluster:
+        stopped = ray_cluster.run(jobs, profile, root, errors, **options)
+    else:
+        stopped = _run_here(jobs, profile, root, errors)
+    if stopped is not None:  # Ctrl-C: the runs it stopped
+        for name in stopped:
+            shutil.rmtree(root / "build" / "staging" / profile / name, ignore_errors=True)
+            errors[name] = Failure("interrupted (Ctrl-C)")
         _write_report(root, profile, errors)
-        print(f"memkit regenerate: interrupted{' during ' + current.stem if current else ''}; "
+        print(f"memkit regenerate: interrupted{' during ' + ', '.join(stopped) if stopped else ''}; "
               "results and figures keep their last good versions", file=sys.stderr)
         return 130
     for folder in (root / "build" / "staging" / profile, root / "build" / "staging"):
@@ -285,6 +298,47 @@ def regenerate(profile: str, only: list[str] | None = None, params: dict | None 
     path = _write_report(root, profile, errors)
     print(f"report: {path}" + (f"; scorecard: {root / 'results' / 'SCORECARD.md'}" if profile in SCORED else ""))
     return 1 if errors else 0
+
+
+def _run_here(jobs: list[Job], profile: str, root: Path, errors: dict[str, Failure]) -> list[str] | None:
+    """Run ``jobs`` one after another on this machine; ``None``, or on Ctrl-C the run it stopped."""
+    current = None
+    try:
+        for i, job in enumerate(jobs, 1):
+            current = job
+            print(f"[{i}/{len(jobs)}] {job.describe()} ({profile} profile)", flush=True)
+            t0 = time.perf_counter()
+            with _sigint(_interrupt):
+                failure = run_notebook(job.nb, profile, job.params, staging(root, profile, job))
+            finish(job, profile, failure, root, errors)
+            dt = time.perf_counter() - t0
+            if failure is None:
+                print(f"  {job.name}: ok in {dt:.0f} s", flush=True)
+            else:
+                print(f"  {job.name}: FAILED in {dt:.0f} s{' in ' + failure.where() if failure.where() else ''}\n"
+                      f"  {failure.error.splitlines()[0] if failure.error else ''}\n"
+                      f"  executed copy: {root / 'build' / 'executed' / profile / job.name}.ipynb; "
+                      "last good result kept", flush=True)
+            current = None
+    except KeyboardInterrupt:
+        return [current.name] if current is not None else []
+    return None
+
+
+def finish(job: Job, profile: str, failure: Failure | None, root: Path, errors: dict[str, Failure]) -> None:
+    """After a run (here or on a cluster's worker, its files staged here): its executed copy to
+    ``build/executed/<profile>/<run>.ipynb`` and, if it finished, its output into place
+    (:func:`commit`), Ctrl-C held back meanwhile; a failure is recorded in ``errors``."""
+    stage, executed = staging(root, profile, job), root / "build" / "executed" / profile
+    with _deferred_interrupt():
+        if (stage / job.nb.name).exists():
+            executed.mkdir(parents=True, exist_ok=True)
+            os.replace(stage / job.nb.name, executed / f"{job.name}.ipynb")
+        if failure is None:
+            commit(stage / "output", root, job.tag)
+            shutil.rmtree(stage, ignore_errors=True)
+        else:
+            errors[job.name] = failure
 
 
 def _write_report(root: Path, profile: str, errors: dict[str, Failure]) -> Path:
@@ -304,12 +358,31 @@ def main(argv: list[str] | None = None) -> int:
     reg.add_argument("--only", nargs="+", metavar="NN", help="notebook numbers or names, e.g. 01 03")
     reg.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help="a notebook parameter, e.g. -p dataset mnist -p device cuda -p overrides "
-                          "'{\"n_models\": 20}' (JSON where the default is not a string)")
+                          "'{\"n_models\": 20}' (JSON where the default is not a string); -p seed and "
+                          "-p dataset take a JSON list, one run per value: -p seed '[0, 1, 2]'")
+    reg.add_argument("--resume", action="store_true",
+                     help="skip the runs whose result file is there and newer than the notebook")
+    reg.add_argument("--cluster", choices=["ray"], help="run each notebook × data set × seed as a Ray task "
+                     "(pip install \"memkit-replication[cluster]\")")
+    reg.add_argument("--address", help="the Ray cluster's address (default: $RAY_ADDRESS, else a local one; "
+                                       "'auto': the one `ray start --head` started here)")
+    reg.add_argument("--cpus-per-run", type=float, dest="cpus", help="CPUs each Ray task asks for (default 1)")
+    reg.add_argument("--gpus-per-run", type=float, dest="gpus",
+                     help="GPUs each Ray task asks for (default: 1 in the paper profile if the cluster has GPUs, "
+                          "else 0)")
     args = parser.parse_args(argv)
     try:
         root = project_root()
+        if args.cluster:
+            from memkit.cluster import require_ray
+
+            require_ray()
+        options = {k: getattr(args, k) for k in ("address", "cpus", "gpus") if getattr(args, k) is not None}
+        if options and not args.cluster:
+            flag = {"address": "--address", "cpus": "--cpus-per-run", "gpus": "--gpus-per-run"}[next(iter(options))]
+            raise ParameterError(f"{flag} is for --cluster ray")
         params = parse_parameters([tuple(p) for p in args.parameter], notebooks(root, args.only), args.profile)
-        return regenerate(args.profile, args.only, params, root)
+        return regenerate(args.profile, args.only, params, root, resume=args.resume, cluster=args.cluster, **options)
     except ParameterError as err:
         print(f"memkit regenerate: error: {err}", file=sys.stderr)
         return 2
@@ -318,5 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # python -m memkit.runner: run the imported module's main, so that
+    from memkit.runner import main as _main  # memkit.cluster and this share one Failure class
+
+    sys.exit(_main())

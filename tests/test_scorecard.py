@@ -48,3 +48,14 @@ def test_write_scorecard_writes_the_file(tmp_path):
     path = write_scorecard(tmp_path)
     assert path == tmp_path / "results" / "SCORECARD.md"
     assert "yes (2)" in path.read_text()
+
+
+def test_a_grids_seeds_share_a_column_that_says_in_how_many_the_claim_held(tmp_path):
+    for seed, value in [(0, 2.0), (1, 0.5), (2, 3.0)]:
+        _result(tmp_path, "paper", f"01_easy.mnist.seed{seed}", [_claim("mnist-a", value, value > 1)], device="cuda")
+    _result(tmp_path, "paper", "01_easy.mnist", [_claim("mnist-a", 4.0, True)], device="cuda")  # a single run
+    text = scorecard(tmp_path)
+    header = next(line for line in text.splitlines() if line.startswith("| notebook"))
+    assert "paper · mnist · seeds (CUDA)" in header and "paper · mnist (CUDA, 2026-11-30)" in header
+    row = next(line for line in text.splitlines() if line.startswith("| 01_easy"))
+    assert "**held in 2/3 seeds** (mean 1.83)" in row and "yes (4)" in row
