@@ -17,6 +17,8 @@ def problems(nb: dict) -> list[str]:
     """What is wrong with a notebook's committed form (empty when it is clean)."""
     found = []
     for i, cell in enumerate(nb["cells"]):
+        if "id" not in cell:
+            found.append(f"cell {i} has no id: nbformat 4.5 needs one (open and save it in JupyterLab, or nbformat.validator.normalize)")
         if cell["cell_type"] != "code":
             continue
         if cell.get("outputs"):
@@ -47,13 +49,14 @@ def test_notebook_is_committed_clean(path):
 
 def test_hygiene_check_catches_outputs_counts_and_parameters():
     clean = {"metadata": {"kernelspec": {"name": "python3"}}, "cells": [
-        {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "execution_count": None, "outputs": [],
+        {"cell_type": "code", "id": "p", "metadata": {"tags": ["parameters"]}, "execution_count": None, "outputs": [],
          "source": ["profile = 'quick'\n", "dataset = None\n", "seed = 0\n", "device = None\n", "overrides = {}\n"]}]}
     assert problems(clean) == []
     dirty = json.loads(json.dumps(clean))
     dirty["cells"][0].update(execution_count=3, outputs=[{"output_type": "stream", "text": "x"}])
     dirty["cells"][0]["source"].append("import os\n")
     dirty["metadata"]["kernelspec"]["name"] = "memkit"
+    del dirty["cells"][0]["id"]
     found = problems(dirty)
-    assert len(found) == 4 and "outputs" in found[0] and "execution count" in found[1]
-    assert "plain assignments" in found[2] and "'memkit'" in found[3]
+    assert len(found) == 5 and "no id" in found[0] and "outputs" in found[1] and "execution count" in found[2]
+    assert "plain assignments" in found[3] and "'memkit'" in found[4]
