@@ -25,8 +25,9 @@ def load() -> dict[str, Any]:
     """The 1/5/15-minute load averages, the core count, and whether the machine looks idle."""
     cores = os.cpu_count() or 1
     one, five, fifteen = os.getloadavg()
-    return dict(loadavg=[round(one, 2), round(five, 2), round(fifteen, 2)], cores=cores,
-                idle=one < 0.25 * cores)  # under a quarter of the cores busy
+    return dict(
+        loadavg=[round(one, 2), round(five, 2), round(fifteen, 2)], cores=cores, idle=one < 0.25 * cores
+    )  # under a quarter of the cores busy
 
 
 def pick_threads(requested: int | None = None) -> int:
@@ -40,8 +41,10 @@ def pick_threads(requested: int | None = None) -> int:
 def warn_if_busy() -> dict[str, Any]:
     info = load()
     if not info["idle"]:
-        print(f"WARNING: the machine is not idle (load average {info['loadavg']} on {info['cores']} cores): "
-              "timings measure contention, not the code")
+        print(
+            f"WARNING: the machine is not idle (load average {info['loadavg']} on {info['cores']} cores): "
+            "timings measure contention, not the code"
+        )
     return info
 
 
@@ -68,11 +71,13 @@ def gflops(fn: Callable[[], Any], flop: float, device: torch.device, repeats: in
     return flop / best / 1e9
 
 
-def peak(device: torch.device, bmm_shape: tuple[int, int, int, int] | None = None, size: int = 1024) -> dict[str, float]:
+def peak(
+    device: torch.device, bmm_shape: tuple[int, int, int, int] | None = None, size: int = 1024
+) -> dict[str, float]:
     """The machine's measured fp32 matmul rate (GFLOP/s) in this run: a ``size``² matmul, and, with
     ``bmm_shape`` = (S, B, n_in, n_out), a bmm of the workload's shape."""
     a, b = (torch.randn(size, size, device=device) for _ in range(2))
-    out = {"matmul_gflops": gflops(lambda: a @ b, 2 * size ** 3, device)}
+    out = {"matmul_gflops": gflops(lambda: a @ b, 2 * size**3, device)}
     if bmm_shape is not None:
         s, n, k, m = bmm_shape
         x, w = torch.randn(s, n, k, device=device), torch.randn(s, k, m, device=device)
@@ -94,8 +99,16 @@ def mlp_step_flop(sizes: list[int], batch: int) -> float:
     return 6 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
-def report(name: str, title: str, rows: list[dict[str, Any]], *, device: torch.device, info: dict[str, Any],
-           peak_info: dict[str, float] | None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def report(
+    name: str,
+    title: str,
+    rows: list[dict[str, Any]],
+    *,
+    device: torch.device,
+    info: dict[str, Any],
+    peak_info: dict[str, float] | None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Print the table (time, ratio vs the per-model loop, share of the measured peak) and write
     ``results/<name>.json``. ``rows``: dicts with ``path``, ``seconds`` and optionally ``gflop``;
     the first row is the per-model reference."""
@@ -108,11 +121,23 @@ def report(name: str, title: str, rows: list[dict[str, Any]], *, device: torch.d
         r["speedup"] = ref / r["seconds"]
         share = (r["gflop"] / r["seconds"] / peak_info["peak_gflops"]) if peak_info and r.get("gflop") else None
         r["peak_share"] = share
-        print(f"| {r['path']} | {r['seconds']:.4g} s | {r['speedup']:.1f}× | "
-              + (f"{share:.0%} |" if share is not None else "— |"))
-    result = dict(name=name, title=title, machine=machine(device), device=str(device),
-                  threads=torch.get_num_threads(), load=info, load_after=load(), peak=peak_info, rows=rows,
-                  time=time.strftime("%Y-%m-%dT%H:%M:%S"), **(extra or {}))
+        print(
+            f"| {r['path']} | {r['seconds']:.4g} s | {r['speedup']:.1f}× | "
+            + (f"{share:.0%} |" if share is not None else "— |")
+        )
+    result = dict(
+        name=name,
+        title=title,
+        machine=machine(device),
+        device=str(device),
+        threads=torch.get_num_threads(),
+        load=info,
+        load_after=load(),
+        peak=peak_info,
+        rows=rows,
+        time=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **(extra or {}),
+    )
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=1))

@@ -52,23 +52,31 @@ def main() -> None:
     factory = lambda: models.cnn(ds.input_shape, ds.n_classes, channels=args.channels, hidden=args.hidden)  # noqa: E731
     sgd = training.SGD(lr=0.05, batch_size=args.batch_size, momentum=0.9)
     steps = training.steps_per_epoch(len(x), args.batch_size)
-    gflop = args.models * steps * step_flop(factory, x[:args.batch_size], y[:args.batch_size]) / 1e9
+    gflop = args.models * steps * step_flop(factory, x[: args.batch_size], y[: args.batch_size]) / 1e9
 
     def run(batched: bool) -> torch.Tensor:
-        return training.train_seeds(factory, x, y, sgd, n_seeds=args.models, device=device,
-                                    batched=None if batched else False).predict(x)
+        return training.train_seeds(
+            factory, x, y, sgd, n_seeds=args.models, device=device, batched=None if batched else False
+        ).predict(x)
 
     t_loop, all_loop, p_loop = timed(lambda: run(False), device, max(1, args.repeats // 2))
     t_ens, all_ens, p_ens = timed(lambda: run(True), device, args.repeats)
     pk = peak(device)
-    rows = [dict(path="per-seed loop", seconds=t_loop, all=all_loop, gflop=gflop),
-            dict(path="Ensemble + fit (vmap)", seconds=t_ens, all=all_ens, gflop=gflop),
-            dict(path=f"the limit: {gflop:.2f} GFLOP at the measured peak", seconds=gflop / pk["peak_gflops"],
-                 gflop=gflop)]
+    rows = [
+        dict(path="per-seed loop", seconds=t_loop, all=all_loop, gflop=gflop),
+        dict(path="Ensemble + fit (vmap)", seconds=t_ens, all=all_ens, gflop=gflop),
+        dict(path=f"the limit: {gflop:.2f} GFLOP at the measured peak", seconds=gflop / pk["peak_gflops"], gflop=gflop),
+    ]
     agree = (p_ens == p_loop).float().mean().item()
-    report(args.name, f"{args.models} CNNs {args.channels}+{args.hidden}, 1 epoch of {len(x)} digits, "
-           f"batch {args.batch_size}", rows, device=device, info=info, peak_info=pk,
-           extra=dict(args=vars(args), predictions_agree=agree))
+    report(
+        args.name,
+        f"{args.models} CNNs {args.channels}+{args.hidden}, 1 epoch of {len(x)} digits, batch {args.batch_size}",
+        rows,
+        device=device,
+        info=info,
+        peak_info=pk,
+        extra=dict(args=vars(args), predictions_agree=agree),
+    )
 
 
 if __name__ == "__main__":

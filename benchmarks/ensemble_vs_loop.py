@@ -55,14 +55,17 @@ def main() -> None:
     sgd = training.SGD(lr=args.lr, batch_size=args.batch_size)
 
     def train(batched: bool) -> torch.Tensor:
-        return training.train_seeds(factory, x, y, sgd, n_seeds=args.models, device=device,
-                                    batched=None if batched else False).predict(x)
+        return training.train_seeds(
+            factory, x, y, sgd, n_seeds=args.models, device=device, batched=None if batched else False
+        ).predict(x)
 
     t_ens, p_ens = timed(lambda: train(True), device, args.repeats)
     t_loop, p_loop = timed(lambda: train(False), device, args.repeats)
     agree = (p_ens == p_loop).float().mean().item()
-    print(f"{args.models} MLPs {[ds.in_features, *args.widths, ds.n_classes]}, 1 epoch of {args.examples} "
-          f"{args.data} examples, batch {args.batch_size}, on {device} ({torch.get_num_threads()} threads)")
+    print(
+        f"{args.models} MLPs {[ds.in_features, *args.widths, ds.n_classes]}, 1 epoch of {args.examples} "
+        f"{args.data} examples, batch {args.batch_size}, on {device} ({torch.get_num_threads()} threads)"
+    )
     print(f"  batched ensemble: {t_ens:.3f} s")
     print(f"  per-seed loop:    {t_loop:.3f} s")
     print(f"  speed-up:         {t_loop / t_ens:.1f}x   (predictions agree on {agree:.1%})")

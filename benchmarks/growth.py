@@ -50,8 +50,9 @@ def main() -> None:
             ens = training.Ensemble(factory, s, device=device)
             ens.fast_path = fast
             best, all_, _ = timed(lambda ens=ens: training.fit(ens, x, y, sgd), device, args.repeats)
-            rows.append(dict(members=s, path="fast" if fast else "vmap", seconds=best, all=all_,
-                             gflops=s * flop / best / 1e9))
+            rows.append(
+                dict(members=s, path="fast" if fast else "vmap", seconds=best, all=all_, gflops=s * flop / best / 1e9)
+            )
             print(f"S={s:5d} {rows[-1]['path']:5s} {best:.4f} s/epoch  {rows[-1]['gflops']:.1f} GFLOP/s")
     pk = peak(device, (max(args.sizes), args.batch_size, ds.in_features, 128))
     print("measured peak: " + ", ".join(f"{k} {v:.1f}" for k, v in pk.items()))
@@ -60,16 +61,30 @@ def main() -> None:
         pts = [(r["members"], r["seconds"]) for r in rows if r["path"] == path]
         ax.loglog(*zip(*pts), "o-", label=f"{path} path")
     s_max = max(args.sizes)
-    ax.loglog([1, s_max], [flop / pk["peak_gflops"] / 1e9, s_max * flop / pk["peak_gflops"] / 1e9], "k:",
-              label="S × work at the measured peak")
-    ax.set(xlabel="members S", ylabel="seconds per epoch",
-           title=f"{len(x)} digits, batch {args.batch_size}, MLP 64-128-10 ({device.type})")
+    ax.loglog(
+        [1, s_max],
+        [flop / pk["peak_gflops"] / 1e9, s_max * flop / pk["peak_gflops"] / 1e9],
+        "k:",
+        label="S × work at the measured peak",
+    )
+    ax.set(
+        xlabel="members S",
+        ylabel="seconds per epoch",
+        title=f"{len(x)} digits, batch {args.batch_size}, MLP 64-128-10 ({device.type})",
+    )
     ax.legend()
     fig.tight_layout()
     RESULTS.mkdir(exist_ok=True)
     fig.savefig(RESULTS / f"growth_{device.type}.png", dpi=120)
-    out = dict(name=f"growth_{device.type}", machine=machine(device), load=info, load_after=load(), peak=pk,
-               rows=rows, args=vars(args))
+    out = dict(
+        name=f"growth_{device.type}",
+        machine=machine(device),
+        load=info,
+        load_after=load(),
+        peak=pk,
+        rows=rows,
+        args=vars(args),
+    )
     (RESULTS / f"growth_{device.type}.json").write_text(json.dumps(out, indent=1))
     print(f"wrote {RESULTS / f'growth_{device.type}.png'} and .json")
 

@@ -38,9 +38,11 @@ def main() -> None:
     ds = data.load("digits", n_train=300)
     factory = lambda: models.mlp(ds.input_shape, args.widths, ds.n_classes)  # noqa: E731
     sgd = training.SGD(lr=0.05, batch_size=32)
-    trained = {b: training.train_seeds(factory, ds.x_train, ds.y_train, sgd, n_seeds=args.models, device=device,
-                                       batched=b) for b in (None, False)}
-    points = ds.x_test[:args.points].to(device)
+    trained = {
+        b: training.train_seeds(factory, ds.x_train, ds.y_train, sgd, n_seeds=args.models, device=device, batched=b)
+        for b in (None, False)
+    }
+    points = ds.x_test[: args.points].to(device)
     xs = points.expand(args.models, *points.shape).contiguous()
     settings = adversarial.lass_settings(ds.x_test, r=8.0, n_iter=args.iters)
 
@@ -51,11 +53,19 @@ def main() -> None:
     t_ens, all_ens, c_ens = timed(lambda: search(trained[None]), device, args.repeats)
     sizes = [ds.in_features, *args.widths, ds.n_classes]
     gflop = args.iters * args.models * mlp_step_flop(sizes, len(points)) / 1e9  # forward + input backward per step
-    rows = [dict(path="one model at a time", seconds=t_loop, all=all_loop, gflop=gflop),
-            dict(path="all models batched (fast-path forward)", seconds=t_ens, all=all_ens, gflop=gflop)]
-    report(args.name, f"LASS, {args.iters} steps on {len(points)} points, {args.models} MLPs {sizes}", rows,
-           device=device, info=info, peak_info=peak(device, (args.models, len(points), sizes[0], sizes[1])),
-           extra=dict(args=vars(args), critical_agree=(c_ens == c_loop).float().mean().item()))
+    rows = [
+        dict(path="one model at a time", seconds=t_loop, all=all_loop, gflop=gflop),
+        dict(path="all models batched (fast-path forward)", seconds=t_ens, all=all_ens, gflop=gflop),
+    ]
+    report(
+        args.name,
+        f"LASS, {args.iters} steps on {len(points)} points, {args.models} MLPs {sizes}",
+        rows,
+        device=device,
+        info=info,
+        peak_info=peak(device, (args.models, len(points), sizes[0], sizes[1])),
+        extra=dict(args=vars(args), critical_agree=(c_ens == c_loop).float().mean().item()),
+    )
 
 
 if __name__ == "__main__":

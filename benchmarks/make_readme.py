@@ -51,32 +51,52 @@ def table(r: dict) -> str:
     load = r["load"]["loadavg"]
     busy = "" if r["load"]["idle"] else " **(machine not idle: contention, not the code)**"
     peak = r.get("peak") or {}
-    lines = [f"## {r['name']}: {r['title']}", "",
-             f"{r['machine']}; load average {load} → {r['load_after']['loadavg']}{busy}; {r['time']}",
-             ("measured peak: " + ", ".join(f"{k} {v:.1f}" for k, v in peak.items())) if peak else "", "",
-             "| path | time | vs per-model loop | share of the machine's matmul peak |", "|---|---|---|---|"]
+    lines = [
+        f"## {r['name']}: {r['title']}",
+        "",
+        f"{r['machine']}; load average {load} → {r['load_after']['loadavg']}{busy}; {r['time']}",
+        ("measured peak: " + ", ".join(f"{k} {v:.1f}" for k, v in peak.items())) if peak else "",
+        "",
+        "| path | time | vs per-model loop | share of the machine's matmul peak |",
+        "|---|---|---|---|",
+    ]
     for row in r["rows"]:
         share = row.get("peak_share")
-        lines.append(f"| {row['path']} | {row['seconds']:.4g} s | {row['speedup']:.1f}× | "
-                     + (f"{share:.0%} |" if share is not None else "— |"))
+        lines.append(
+            f"| {row['path']} | {row['seconds']:.4g} s | {row['speedup']:.1f}× | "
+            + (f"{share:.0%} |" if share is not None else "— |")
+        )
     return "\n".join(lines) + "\n"
 
 
 def growth(r: dict) -> str:
-    lines = [f"## {r['name']}: time per epoch against S", "",
-             f"{r['machine']}; load average {r['load']['loadavg']}" + ("" if r["load"]["idle"] else " **(not idle)**"),
-             "", f"![growth]({'results/' + r['name'] + '.png'})", "",
-             "| S | path | s / epoch | GFLOP/s |", "|---|---|---|---|"]
+    lines = [
+        f"## {r['name']}: time per epoch against S",
+        "",
+        f"{r['machine']}; load average {r['load']['loadavg']}" + ("" if r["load"]["idle"] else " **(not idle)**"),
+        "",
+        f"![growth]({'results/' + r['name'] + '.png'})",
+        "",
+        "| S | path | s / epoch | GFLOP/s |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {row['members']} | {row['path']} | {row['seconds']:.4g} | {row['gflops']:.1f} |" for row in r["rows"]]
     return "\n".join(lines) + "\n"
 
 
 def micro(r: dict) -> str:
-    lines = [f"## {r['name']}: one SGD step of {r['args']['models']} MLPs (best of {r['args']['repeats']})", "",
-             f"{r['machine']}; load average {r['load']['loadavg']}" + ("" if r["load"]["idle"] else " **(not idle)**"),
-             "", "| variant | ms / step | GFLOP/s | share of peak |", "|---|---|---|---|"]
-    lines += [f"| {row['path']} | {row['seconds'] * 1e3:.3f} | {row['gflops']:.1f} | {row['peak_share']:.0%} |"
-              for row in r["rows"]]
+    lines = [
+        f"## {r['name']}: one SGD step of {r['args']['models']} MLPs (best of {r['args']['repeats']})",
+        "",
+        f"{r['machine']}; load average {r['load']['loadavg']}" + ("" if r["load"]["idle"] else " **(not idle)**"),
+        "",
+        "| variant | ms / step | GFLOP/s | share of peak |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {row['path']} | {row['seconds'] * 1e3:.3f} | {row['gflops']:.1f} | {row['peak_share']:.0%} |"
+        for row in r["rows"]
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -32,8 +32,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="default: the idle cores")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--name", default="mlp")
-    parser.add_argument("--profile", action="store_true", help="also write results/<name>_profile.txt "
-                        "(torch.profiler table of one fast-path fit)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also write results/<name>_profile.txt (torch.profiler table of one fast-path fit)",
+    )
     args = parser.parse_args()
 
     pick_threads(args.threads)
@@ -59,16 +62,26 @@ def main() -> None:
     t_loop, all_loop, p_loop = timed(loop, device, max(1, args.repeats // 2))
     t_vmap, all_vmap, p_vmap = timed(lambda: batched(False), device, args.repeats)
     t_fast, all_fast, p_fast = timed(lambda: batched(True), device, args.repeats)
-    rows = [dict(path="per-seed loop (train_seeds batched=False)", seconds=t_loop, all=all_loop),
-            dict(path="Ensemble + fit, generic vmap path", seconds=t_vmap, all=all_vmap, gflop=gflop),
-            dict(path="Ensemble + fit, batched-linear fast path (default)", seconds=t_fast, all=all_fast, gflop=gflop),
-            dict(path=f"the limit: {gflop:.2f} GFLOP at the measured peak", seconds=float("nan"), gflop=gflop)]
+    rows = [
+        dict(path="per-seed loop (train_seeds batched=False)", seconds=t_loop, all=all_loop),
+        dict(path="Ensemble + fit, generic vmap path", seconds=t_vmap, all=all_vmap, gflop=gflop),
+        dict(path="Ensemble + fit, batched-linear fast path (default)", seconds=t_fast, all=all_fast, gflop=gflop),
+        dict(path=f"the limit: {gflop:.2f} GFLOP at the measured peak", seconds=float("nan"), gflop=gflop),
+    ]
     pk = peak(device, (args.models, args.batch_size, sizes[0], sizes[1]))
     rows[-1]["seconds"] = gflop / pk["peak_gflops"]
-    agree = dict(fast_vs_loop=(p_fast == p_loop).float().mean().item(),
-                 vmap_vs_loop=(p_vmap == p_loop).float().mean().item())
-    report(args.name, f"{args.models} MLPs {sizes}, 1 epoch of {len(x)} {args.data} examples, batch {args.batch_size}",
-           rows, device=device, info=info, peak_info=pk, extra=dict(args=vars(args), predictions_agree=agree))
+    agree = dict(
+        fast_vs_loop=(p_fast == p_loop).float().mean().item(), vmap_vs_loop=(p_vmap == p_loop).float().mean().item()
+    )
+    report(
+        args.name,
+        f"{args.models} MLPs {sizes}, 1 epoch of {len(x)} {args.data} examples, batch {args.batch_size}",
+        rows,
+        device=device,
+        info=info,
+        peak_info=pk,
+        extra=dict(args=vars(args), predictions_agree=agree),
+    )
     if args.profile:
         with torch.profiler.profile() as prof:
             batched(True)

@@ -41,16 +41,34 @@ def main() -> None:
     sgd = training.SGD(lr=0.1, batch_size=args.batch_size, epochs=args.epochs)
 
     def run(n_seeds: int, seed: int):
-        return sensitivity.measure(x, y, ds.n_classes, widths=args.widths, n_seeds=n_seeds, sgd=sgd,
-                                   n_times=args.times, seed=seed, device=device)
+        return sensitivity.measure(
+            x,
+            y,
+            ds.n_classes,
+            widths=args.widths,
+            n_seeds=n_seeds,
+            sgd=sgd,
+            n_times=args.times,
+            seed=seed,
+            device=device,
+        )
 
     t_loop, all_loop, _ = timed(lambda: [run(1, s) for s in range(args.seeds)], device, max(1, args.repeats // 2))
     t_ens, all_ens, _ = timed(lambda: run(args.seeds, 0), device, args.repeats)
-    rows = [dict(path="one seed at a time", seconds=t_loop, all=all_loop),
-            dict(path="all seeds batched (Ensemble, vmap over seeds)", seconds=t_ens, all=all_ens)]
-    report(args.name, f"unrolled loss sensitivity (02): {args.seeds} seeds of MLP {args.widths}, {args.epochs} "
-           f"epochs of {len(x)} digits, batch {args.batch_size}, {args.times} times", rows, device=device,
-           info=info, peak_info=peak(device), extra=dict(args=vars(args)))
+    rows = [
+        dict(path="one seed at a time", seconds=t_loop, all=all_loop),
+        dict(path="all seeds batched (Ensemble, vmap over seeds)", seconds=t_ens, all=all_ens),
+    ]
+    report(
+        args.name,
+        f"unrolled loss sensitivity (02): {args.seeds} seeds of MLP {args.widths}, {args.epochs} "
+        f"epochs of {len(x)} digits, batch {args.batch_size}, {args.times} times",
+        rows,
+        device=device,
+        info=info,
+        peak_info=peak(device),
+        extra=dict(args=vars(args)),
+    )
 
 
 if __name__ == "__main__":

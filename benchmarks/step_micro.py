@@ -64,8 +64,11 @@ def main() -> None:
         grads = list(torch.autograd.grad(loss.sum(), list(ens.params.values())))
         ens._update(grads, 1e-6, 0.9, 0.0, vel)
 
-    variants = {"fast path (explicit backward)": fast, "fast forward + autograd backward": autograd,
-                "generic vmap path": vmap}
+    variants = {
+        "fast path (explicit backward)": fast,
+        "fast forward + autograd backward": autograd,
+        "generic vmap path": vmap,
+    }
     if args.compile:
         compiled = torch.compile(fast)
         t0 = time.perf_counter()
@@ -85,9 +88,20 @@ def main() -> None:
         print(f"{name:36s} {t * 1e3:8.3f} ms/step  {r['gflops']:6.1f} GFLOP/s  {r['peak_share']:.0%} of peak")
     print("measured peak: " + ", ".join(f"{k} {v:.1f}" for k, v in pk.items()))
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "step_micro.json").write_text(json.dumps(dict(
-        name="step_micro", machine=machine(torch.device("cpu")), load=info, load_after=load(), peak=pk, rows=rows,
-        args=vars(args)), indent=1))
+    (RESULTS / "step_micro.json").write_text(
+        json.dumps(
+            dict(
+                name="step_micro",
+                machine=machine(torch.device("cpu")),
+                load=info,
+                load_after=load(),
+                peak=pk,
+                rows=rows,
+                args=vars(args),
+            ),
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -30,4 +30,4 @@ One module per concern:
 from memkit.device import pick_device
 
 __version__ = "0.1.0"
-__all__ = ["pick_device", "__version__"]
+__all__ = ["__version__", "pick_device"]

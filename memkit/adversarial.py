@@ -72,16 +72,18 @@ class AdversarialSearch:
     steps: torch.Tensor
 
 
-
 def _check_nonnegative(**values: float | torch.Tensor) -> None:
     for name, v in values.items():
         if bool(torch.as_tensor(v).lt(0).any()) or bool(torch.as_tensor(v).isnan().any()):
-            raise ValueError(f"LASS parameter {name} must be >= 0 (in the data's standardised units); "
-                             f"got {v}. Use lass_settings() to convert pixel-scale values.")
+            raise ValueError(
+                f"LASS parameter {name} must be >= 0 (in the data's standardised units); "
+                f"got {v}. Use lass_settings() to convert pixel-scale values."
+            )
 
 
-def feasible_box(x: torch.Tensor, r: float | torch.Tensor,
-                 bounds: tuple[float | torch.Tensor, float | torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
+def feasible_box(
+    x: torch.Tensor, r: float | torch.Tensor, bounds: tuple[float | torch.Tensor, float | torch.Tensor] | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-coordinate limits of the search around ``x``: the L∞ ball [x − r, x + r] intersected
     with the input range ``bounds = (lo, hi)`` (broadcastable to ``x``), the range widened where
     needed to contain x itself (noise inputs may lie outside the range of real data). Two tensors
@@ -94,10 +96,17 @@ def feasible_box(x: torch.Tensor, r: float | torch.Tensor,
     return lower, upper
 
 
-def lass(model: Model, x: torch.Tensor, *, r: float | torch.Tensor, alpha: float | torch.Tensor,
-         beta: float | torch.Tensor, n_iter: int,
-         bounds: tuple[float | torch.Tensor, float | torch.Tensor] | None = None,
-         generator: torch.Generator | None = None) -> AdversarialSearch:
+def lass(
+    model: Model,
+    x: torch.Tensor,
+    *,
+    r: float | torch.Tensor,
+    alpha: float | torch.Tensor,
+    beta: float | torch.Tensor,
+    n_iter: int,
+    bounds: tuple[float | torch.Tensor, float | torch.Tensor] | None = None,
+    generator: torch.Generator | None = None,
+) -> AdversarialSearch:
     """Langevin adversarial sample search (Arpit et al. 2017, Algorithm 1) on a batch of points.
 
     Args:
@@ -137,8 +146,10 @@ def lass(model: Model, x: torch.Tensor, *, r: float | torch.Tensor, alpha: float
                 found = torch.zeros(batch, dtype=torch.bool, device=x.device)
                 steps = torch.full(batch, int(n_iter), dtype=torch.int64, device=x.device)
                 if x.ndim <= len(batch) or logits.ndim != len(batch) + 1:
-                    raise ValueError(f"the model maps inputs {tuple(x.shape)} to {tuple(logits.shape)}; LASS "
-                                     "needs logits (*batch, K) for inputs (*batch, *input_shape)")
+                    raise ValueError(
+                        f"the model maps inputs {tuple(x.shape)} to {tuple(logits.shape)}; LASS "
+                        "needs logits (*batch, K) for inputs (*batch, *input_shape)"
+                    )
                 expand = (*batch, *[1] * (x.ndim - len(batch)))
             y_now = logits.argmax(-1).detach()
             new = (y_now != y_pred) & ~found
@@ -155,8 +166,9 @@ def lass(model: Model, x: torch.Tensor, *, r: float | torch.Tensor, alpha: float
     return AdversarialSearch(xt.detach(), found, y_pred, y_now, steps)
 
 
-def critical_sample_ratio(model: Model, x: torch.Tensor, *, generator: torch.Generator | None = None,
-                          **search: Any) -> torch.Tensor:
+def critical_sample_ratio(
+    model: Model, x: torch.Tensor, *, generator: torch.Generator | None = None, **search: Any
+) -> torch.Tensor:
     """CSR: the fraction of the points ``x`` found critical by :func:`lass`.
 
     ``x``: ``(*batch, B, *input_shape)``; the ratio is taken over the last batch axis (the B
@@ -174,9 +186,15 @@ def input_range(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x.amin(dims, keepdim=True)[0], x.amax(dims, keepdim=True)[0]
 
 
-def lass_settings(x_clean: torch.Tensor, *, r: float = PAPER_LASS["r"], alpha: float | None = None,
-                  beta: float | None = None, n_iter: int = PAPER_LASS["n_iter"],
-                  scale: float = 255.0) -> dict[str, Any]:
+def lass_settings(
+    x_clean: torch.Tensor,
+    *,
+    r: float = PAPER_LASS["r"],
+    alpha: float | None = None,
+    beta: float | None = None,
+    n_iter: int = PAPER_LASS["n_iter"],
+    scale: float = 255.0,
+) -> dict[str, Any]:
     """LASS parameters given on a 0–``scale`` pixel scale, in the standardised units of the data.
 
     ``x_clean``: ``(N, C, *spatial)`` uncorrupted inputs as the model sees them (e.g. a data set's
@@ -198,8 +216,9 @@ def lass_settings(x_clean: torch.Tensor, *, r: float = PAPER_LASS["r"], alpha: f
     return {"alpha": alpha * unit, "beta": beta * unit, "r": r * unit, "n_iter": n_iter, "bounds": (lo, hi)}
 
 
-def linear_boundary_distance(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor,
-                             scale: torch.Tensor | None = None) -> torch.Tensor:
+def linear_boundary_distance(
+    weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor, scale: torch.Tensor | None = None
+) -> torch.Tensor:
     """Exact L∞ distance from each point to the decision boundary of a linear classifier.
 
     For f(x) = W x + b predicting k = argmax f(x), the inputs where class j beats k form the
@@ -253,12 +272,14 @@ class LinearCheck:
     def found_by_distance(self, bins: np.ndarray) -> np.ndarray:
         """Fraction of points called critical in each bin of ``distance`` (NaN for empty bins)."""
         which = np.digitize(self.distance, bins) - 1
-        return np.array([self.critical[which == i].mean() if (which == i).any() else np.nan
-                         for i in range(len(bins) - 1)])
+        return np.array(
+            [self.critical[which == i].mean() if (which == i).any() else np.nan for i in range(len(bins) - 1)]
+        )
 
 
-def check_on_linear(model: nn.Module, x: torch.Tensor, search: dict[str, Any],
-                    min_fraction: float = 0.05) -> LinearCheck:
+def check_on_linear(
+    model: nn.Module, x: torch.Tensor, search: dict[str, Any], min_fraction: float = 0.05
+) -> LinearCheck:
     """Run :func:`lass` on a linear classifier, whose exact answer is known.
 
     ``model``: an ``nn.Module`` whose only parametrised layer is one ``nn.Linear`` (e.g.
@@ -281,9 +302,16 @@ def check_on_linear(model: nn.Module, x: torch.Tensor, search: dict[str, Any],
     return LinearCheck((d / factor).cpu().numpy(), found.critical.cpu().numpy(), factor)
 
 
-def check_linear_models(ds: Dataset, search: dict[str, Any], sgd: training.SGD, *, n_seeds: int,
-                        n_points: int | None = None, seed: int = 0,
-                        device: str | torch.device | None = None) -> list[LinearCheck]:
+def check_linear_models(
+    ds: Dataset,
+    search: dict[str, Any],
+    sgd: training.SGD,
+    *,
+    n_seeds: int,
+    n_points: int | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> list[LinearCheck]:
     """:func:`check_on_linear` on S = ``n_seeds`` softmax regressions (``models.build("mlp", ...,
     widths=[])``) trained with ``sgd`` on ``ds`` (:func:`memkit.training.train_seeds`), each searched
     on the first ``n_points`` of its training and test inputs (``None``: all) with ``search``

@@ -64,7 +64,7 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
-        shortcut = F.pad(x[..., ::self.stride, ::self.stride], (0, 0, 0, 0, 0, self.extra))
+        shortcut = F.pad(x[..., :: self.stride, :: self.stride], (0, 0, 0, 0, 0, self.extra))
         return F.relu(out + shortcut)
 
 

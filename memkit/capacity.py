@@ -86,11 +86,21 @@ def stack(sets: Sequence[Dataset]) -> Stack:
     held-out split of each is cut in two halves: validation (first) and test (second)."""
     if not sets:
         raise ValueError("no data sets to stack: pass at least one, e.g. [run.load(name)]")
-    x_tr, y_tr, x_ho, y_ho = (torch.stack([getattr(d, a) for d in sets])
-                              for a in ("x_train", "y_train", "x_test", "y_test"))
+    x_tr, y_tr, x_ho, y_ho = (
+        torch.stack([getattr(d, a) for d in sets]) for a in ("x_train", "y_train", "x_test", "y_test")
+    )
     half = x_ho.shape[1] // 2
-    return Stack(sets[0].name, tuple(d.kind for d in sets), x_tr, y_tr, x_ho[:, :half], y_ho[:, :half],
-                 x_ho[:, half:], y_ho[:, half:], sets[0].n_classes)
+    return Stack(
+        sets[0].name,
+        tuple(d.kind for d in sets),
+        x_tr,
+        y_tr,
+        x_ho[:, :half],
+        y_ho[:, :half],
+        x_ho[:, half:],
+        y_ho[:, half:],
+        sets[0].n_classes,
+    )
 
 
 def load_stack(load: Callable[..., Dataset], name: str, kinds: Sequence[Kind], **options: object) -> Stack:
@@ -118,16 +128,35 @@ def clean_subset(real: Dataset, noisy: Dataset) -> Dataset:
 
 # ------------------------------------------------------------------------------------- training
 
-def train(stack: Stack, width: int, sgd: SGD, *, depth: int, n_seeds: int, seed: int = 0,
-          device: str | torch.device | None = None, callback: training.Callback | None = None) -> training.Seeds:
+
+def train(
+    stack: Stack,
+    width: int,
+    sgd: SGD,
+    *,
+    depth: int,
+    n_seeds: int,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    callback: training.Callback | None = None,
+) -> training.Seeds:
     """Train D·S MLPs with ``depth`` hidden layers of ``width`` units with ``sgd``
     (:func:`memkit.training.train_seeds`): member ``d·S + s`` is seed ``s`` on version ``d`` of
     ``stack``, its data set index :func:`data_index`. ``callback`` as in ``train_seeds``."""
     if width < 1 or depth < 1 or n_seeds < 1:
         raise ValueError(f"width={width}, depth={depth}, n_seeds={n_seeds}: each must be at least 1")
     net = models.factory("mlp", stack.input_shape, stack.n_classes, widths=[width] * depth)
-    return training.train_seeds(net, stack.x_train, stack.y_train, sgd, n_seeds=len(stack.kinds) * n_seeds,
-                                seed=seed, device=device, callback=callback, data_index=data_index(stack, n_seeds))
+    return training.train_seeds(
+        net,
+        stack.x_train,
+        stack.y_train,
+        sgd,
+        n_seeds=len(stack.kinds) * n_seeds,
+        seed=seed,
+        device=device,
+        callback=callback,
+        data_index=data_index(stack, n_seeds),
+    )
 
 
 def data_index(stack: Stack, n_seeds: int) -> torch.Tensor:
@@ -135,8 +164,17 @@ def data_index(stack: Stack, n_seeds: int) -> torch.Tensor:
     return torch.arange(len(stack.kinds)).repeat_interleave(n_seeds)
 
 
-def heldout_curves(stack: Stack, width: int, sgd: SGD, *, depth: int, n_seeds: int, epochs: int,
-                   seed: int = 0, device: str | torch.device | None = None) -> torch.Tensor:
+def heldout_curves(
+    stack: Stack,
+    width: int,
+    sgd: SGD,
+    *,
+    depth: int,
+    n_seeds: int,
+    epochs: int,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> torch.Tensor:
     """Validation and test accuracy after every epoch of ``sgd`` (its ``epochs`` replaced by
     ``epochs``): ``(2, epochs, D, S)`` on the CPU, in [0, 1]; ``[0]`` validation, ``[1]`` test."""
     stack, index = stack.to(pick_device(device)), data_index(stack, n_seeds)  # once, not every epoch
@@ -147,8 +185,16 @@ def heldout_curves(stack: Stack, width: int, sgd: SGD, *, depth: int, n_seeds: i
             for i, (x, y) in enumerate(((stack.x_val, stack.y_val), (stack.x_test, stack.y_test))):
                 curves[i, step.epoch - 1, models.members] = models.accuracy(x, y, index).cpu()
 
-    train(stack, width, replace(sgd, epochs=epochs), depth=depth, n_seeds=n_seeds, seed=seed, device=device,
-          callback=record)
+    train(
+        stack,
+        width,
+        replace(sgd, epochs=epochs),
+        depth=depth,
+        n_seeds=n_seeds,
+        seed=seed,
+        device=device,
+        callback=record,
+    )
     return curves.view(2, epochs, -1, n_seeds)
 
 
@@ -165,16 +211,25 @@ def reported_accuracy(curves: torch.Tensor, epoch: str = "best") -> torch.Tensor
     raise ValueError(f"epoch={epoch!r}: use 'best' (best validation epoch) or 'final' (last epoch)")
 
 
-def capacity_sweep(stack: Stack, widths: Sequence[int], sgd: SGD, *, depth: int, n_seeds: int, epochs: int,
-                   seed: int = 0, device: str | torch.device | None = None,
-                   log: Callable[[str], None] | None = print, progress: bool = False) -> torch.Tensor:
+def capacity_sweep(
+    stack: Stack,
+    widths: Sequence[int],
+    sgd: SGD,
+    *,
+    depth: int,
+    n_seeds: int,
+    epochs: int,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    log: Callable[[str], None] | None = print,
+    progress: bool = False,
+) -> torch.Tensor:
     """Fig. 5's runs: :func:`heldout_curves` for every width, ``(W, 2, epochs, D, S)``;
     ``progress`` shows a bar over the widths."""
     out = []
     for w in tqdm(widths, desc=f"{stack.name} capacity", unit="width", disable=not progress, leave=False):
         t0 = time.perf_counter()
-        out.append(heldout_curves(stack, w, sgd, depth=depth, n_seeds=n_seeds, epochs=epochs, seed=seed,
-                                  device=device))
+        out.append(heldout_curves(stack, w, sgd, depth=depth, n_seeds=n_seeds, epochs=epochs, seed=seed, device=device))
         if log:
             log(f"{stack.name} (N={stack.n_train}): width {w}: {epochs} epochs in {time.perf_counter() - t0:.1f} s")
     return torch.stack(out)
@@ -182,8 +237,10 @@ def capacity_sweep(stack: Stack, widths: Sequence[int], sgd: SGD, *, depth: int,
 
 # --------------------------------------------------------------------------------- the quantity
 
-def width_for_fraction_of_best(widths: Sequence[int], accuracy: np.ndarray | torch.Tensor,
-                               fraction: float = 0.95) -> np.ndarray:
+
+def width_for_fraction_of_best(
+    widths: Sequence[int], accuracy: np.ndarray | torch.Tensor, fraction: float = 0.95
+) -> np.ndarray:
     """W, the width at which held-out accuracy first reaches ``fraction`` of its best.
 
     ``accuracy``: ``(W, ...)``, one curve over ``widths`` (ascending) for every trailing index;
@@ -194,8 +251,9 @@ def width_for_fraction_of_best(widths: Sequence[int], accuracy: np.ndarray | tor
     w = np.asarray(widths, dtype=float)
     acc = np.asarray(accuracy, dtype=float)
     if w.ndim != 1 or len(w) != len(acc) or np.any(np.diff(w) <= 0) or w[0] <= 0:
-        raise ValueError(f"widths {list(widths)} must be positive, ascending, one per row of accuracy "
-                         f"(shape {acc.shape})")
+        raise ValueError(
+            f"widths {list(widths)} must be positive, ascending, one per row of accuracy (shape {acc.shape})"
+        )
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction={fraction} must lie in (0, 1]")
 
@@ -241,15 +299,23 @@ class Capacity:
 
     def needed(self, fraction: float) -> tuple[np.ndarray, np.ndarray]:
         """W per seed: ``(D, S)`` for the kinds and ``(P, S)`` for the controls."""
-        return (width_for_fraction_of_best(self.widths, self.accuracy, fraction),
-                width_for_fraction_of_best(self.widths, self.control, fraction))
+        return (
+            width_for_fraction_of_best(self.widths, self.accuracy, fraction),
+            width_for_fraction_of_best(self.widths, self.control, fraction),
+        )
 
     def summary(self, fraction: float) -> dict[str, object]:
         """For the result JSON: the grid, the per-seed accuracies and the widths needed (:meth:`needed`)."""
         w_kind, w_ctrl = self.needed(fraction)
-        return {"widths": list(self.widths), "kinds": [k.label for k in self.kinds], "accuracy": self.accuracy.tolist(),
-                "control_levels": list(self.levels), "control_accuracy": self.control.tolist(),
-                "width_needed": w_kind.tolist(), "control_width_needed": w_ctrl.tolist()}
+        return {
+            "widths": list(self.widths),
+            "kinds": [k.label for k in self.kinds],
+            "accuracy": self.accuracy.tolist(),
+            "control_levels": list(self.levels),
+            "control_accuracy": self.control.tolist(),
+            "width_needed": w_kind.tolist(),
+            "control_width_needed": w_ctrl.tolist(),
+        }
 
     def ladder(self, corruption: str) -> tuple[list[float], list[int]]:
         """The noise levels of ``corruption`` with real data as p = 0, and their indices in :attr:`kinds`."""
@@ -257,10 +323,24 @@ class Capacity:
         return [self.kinds[d].p for d in rows], rows
 
 
-def measure(load: Callable[..., Dataset], name: str, kinds: Sequence[Kind], widths: Sequence[int], sgd: SGD, *,
-            epochs: int, epoch: str = "best", controls: Sequence[float] = (), depth: int, n_seeds: int,
-            seed: int = 0, device: str | torch.device | None = None, log: Callable[[str], None] | None = print,
-            progress: bool = False, **options: object) -> Capacity:
+def measure(
+    load: Callable[..., Dataset],
+    name: str,
+    kinds: Sequence[Kind],
+    widths: Sequence[int],
+    sgd: SGD,
+    *,
+    epochs: int,
+    epoch: str = "best",
+    controls: Sequence[float] = (),
+    depth: int,
+    n_seeds: int,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    log: Callable[[str], None] | None = print,
+    progress: bool = False,
+    **options: object,
+) -> Capacity:
     """Fig. 5's runs on data set ``name`` (``load`` and ``options`` as in :func:`load_stack`;
     ``kinds`` real first): every kind at every width for ``epochs`` epochs, and the clean-count
     control of each noise level in ``controls`` (:func:`clean_subset`; randX and randY at one p
@@ -280,8 +360,13 @@ def measure(load: Callable[..., Dataset], name: str, kinds: Sequence[Kind], widt
         steps = epochs * training.steps_per_epoch(sets[0].n_train, sgd.batch_size)
         n_epochs = round(steps / training.steps_per_epoch(clean.n_train, sgd.batch_size))
         control.append(reported_accuracy(capacity_sweep(stack([clean]), widths, sgd, epochs=n_epochs, **run), epoch))
-    return Capacity(tuple(widths), tuple(kinds), acc.numpy(), tuple(sorted(controls)),
-                    torch.cat(control, 1).numpy() if control else np.zeros((len(widths), 0, n_seeds)))
+    return Capacity(
+        tuple(widths),
+        tuple(kinds),
+        acc.numpy(),
+        tuple(sorted(controls)),
+        torch.cat(control, 1).numpy() if control else np.zeros((len(widths), 0, n_seeds)),
+    )
 
 
 def claims(name: str, c: Capacity, fraction: float, *, asserted: bool = True) -> list[results.Claim]:
@@ -303,26 +388,50 @@ def claims(name: str, c: Capacity, fraction: float, *, asserted: bool = True) ->
         top, p_top = rows[int(np.argmax(levels))], max(levels)
         if len(rows) >= 3:
             rho = width_rank_correlation(levels, w_kind[rows])
-            out.append(results.Claim(
-                f"{name}-capacity-rank-{corruption}", f"the more {corruption} noise, the more units are needed",
-                f"Spearman ρ(p, W) over p = {', '.join(f'{p:g}' for p in levels)}, worst seed",
-                np.nan if np.isnan(rho).any() else rho.min(), 0.8, ">", FIGURE, asserted))
+            out.append(
+                results.Claim(
+                    f"{name}-capacity-rank-{corruption}",
+                    f"the more {corruption} noise, the more units are needed",
+                    f"Spearman ρ(p, W) over p = {', '.join(f'{p:g}' for p in levels)}, worst seed",
+                    np.nan if np.isnan(rho).any() else rho.min(),
+                    0.8,
+                    ">",
+                    FIGURE,
+                    asserted,
+                )
+            )
         label = c.kinds[top].label
-        out.append(results.Claim(
-            f"{name}-capacity-{corruption}", f"{label} needs more capacity for near-best accuracy than real data",
-            f"W({fraction:.0%} of best): {label} / real, worst seed", (w_kind[top] / w_kind[0]).min(), 2.0, ">",
-            FIGURE, asserted))
+        out.append(
+            results.Claim(
+                f"{name}-capacity-{corruption}",
+                f"{label} needs more capacity for near-best accuracy than real data",
+                f"W({fraction:.0%} of best): {label} / real, worst seed",
+                (w_kind[top] / w_kind[0]).min(),
+                2.0,
+                ">",
+                FIGURE,
+                asserted,
+            )
+        )
         if p_top in c.levels:
             ctrl = w_ctrl[c.levels.index(p_top)]
-            out.append(results.Claim(
-                f"{name}-capacity-vs-clean-count-{corruption}",
-                f"{label} needs more capacity than real data with only its {1 - p_top:.0%} clean examples",
-                f"W({fraction:.0%} of best): {label} / real with its clean examples, worst seed",
-                (w_kind[top] / ctrl).min(), 2.0, ">", FIGURE, asserted))
+            out.append(
+                results.Claim(
+                    f"{name}-capacity-vs-clean-count-{corruption}",
+                    f"{label} needs more capacity than real data with only its {1 - p_top:.0%} clean examples",
+                    f"W({fraction:.0%} of best): {label} / real with its clean examples, worst seed",
+                    (w_kind[top] / ctrl).min(),
+                    2.0,
+                    ">",
+                    FIGURE,
+                    asserted,
+                )
+            )
     return out
 
 
 # ------------------------------------------------------------------------------------- figures
+
 
 def log_width_axis(ax: Axes, ticks: Sequence[int]) -> None:
     """A log-2 x axis labelled with the grid's own values."""
@@ -331,8 +440,14 @@ def log_width_axis(ax: Axes, ticks: Sequence[int]) -> None:
     ax.minorticks_off()
 
 
-def plot_capacity(ax: Axes, widths: Sequence[int], accuracy: np.ndarray, kinds: Sequence[Kind], corruption: str,
-                  fraction: float = 0.95) -> None:
+def plot_capacity(
+    ax: Axes,
+    widths: Sequence[int],
+    accuracy: np.ndarray,
+    kinds: Sequence[Kind],
+    corruption: str,
+    fraction: float = 0.95,
+) -> None:
     """Fig. 5, one panel: test accuracy ``(W, D, S)`` against width for real data and each
     level of ``corruption``: mean over seeds, band from the worst to the best seed, and a
     triangle at the width reaching ``fraction`` of the curve's best."""
@@ -360,8 +475,9 @@ def plot_needed(ax: Axes, c: Capacity, fraction: float) -> None:
         levels, rows = c.ladder(corruption)
         figures.band(ax, levels, w_kind[rows].T, Kind(corruption, 1.0).color, corruption, marker="o")
     real = w_kind[[d for d, k in enumerate(c.kinds) if k == REAL]]
-    figures.band(ax, [0.0, *c.levels], np.concatenate([real, w_ctrl]).T, "0.3", "real, clean examples only",
-                 ls="--", marker="s")
+    figures.band(
+        ax, [0.0, *c.levels], np.concatenate([real, w_ctrl]).T, "0.3", "real, clean examples only", ls="--", marker="s"
+    )
     ax.set_yscale("log", base=2)
     ax.set_xlabel("noise level p (control: (1−p)·N real examples)")
     ax.set_ylabel(f"width W for {fraction:.0%} of best")

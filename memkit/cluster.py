@@ -49,8 +49,9 @@ def require_ray() -> Any:
     return ray
 
 
-def execute(nb_name: str, source: bytes, profile: str,
-            params: dict[str, Any]) -> tuple[Failure | None, dict[str, bytes]]:
+def execute(
+    nb_name: str, source: bytes, profile: str, params: dict[str, Any]
+) -> tuple[Failure | None, dict[str, bytes]]:
     """The Ray task (on a worker): run the notebook ``source`` and return its failure (or ``None``)
     and its staged files by path relative to the staging folder (``<nb>.ipynb``, ``output/...``)."""
     tmp = Path(tempfile.mkdtemp(prefix="memkit-run-"))
@@ -69,16 +70,17 @@ def execute(nb_name: str, source: bytes, profile: str,
 def describe(resources: dict[str, float]) -> str:
     """The cluster's resources in words: ``2 CPUs, 1 GPU, 7.6 GiB memory, 1 node``."""
     nodes = sum(1 for k in resources if k.startswith("node:") and not k.startswith("node:__internal"))
-    return (f"{resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs, "
-            f"{resources.get('memory', 0) / 2**30:.1f} GiB memory, {nodes} node{'s' if nodes != 1 else ''}")
+    return (
+        f"{resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs, "
+        f"{resources.get('memory', 0) / 2**30:.1f} GiB memory, {nodes} node{'s' if nodes != 1 else ''}"
+    )
 
 
 def _environment() -> dict[str, str]:
     """What the tasks' workers (and their kernels) need from this environment: where memkit is, the data."""
     here = str(Path(memkit.__file__).resolve().parents[1])
     paths = [here] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != here]
-    env = {"PYTHONPATH": os.pathsep.join(paths),
-           "MPLBACKEND": os.environ.get("MPLBACKEND", "Agg")}
+    env = {"PYTHONPATH": os.pathsep.join(paths), "MPLBACKEND": os.environ.get("MPLBACKEND", "Agg")}
     return env | {k: os.environ[k] for k in ("MEMKIT_DATA", "XDG_CACHE_HOME") if os.environ.get(k)}
 
 
@@ -94,8 +96,16 @@ def _unpack(files: dict[str, bytes], stage: Path) -> None:
         path.write_bytes(data)
 
 
-def run(jobs: list[Job], profile: str, root: Path, errors: dict[str, Failure], *, address: str | None = None,
-        cpus: float | None = None, gpus: float | None = None) -> list[str] | None:
+def run(
+    jobs: list[Job],
+    profile: str,
+    root: Path,
+    errors: dict[str, Failure],
+    *,
+    address: str | None = None,
+    cpus: float | None = None,
+    gpus: float | None = None,
+) -> list[str] | None:
     """Run ``jobs`` as Ray tasks (connecting to ``address``, or Ray's default, unless Ray is already
     initialised) and commit each one's files as it finishes; failures go into ``errors``. Returns
     ``None``, or on Ctrl-C the names of the runs it cancelled."""
@@ -107,21 +117,32 @@ def run(jobs: list[Job], profile: str, root: Path, errors: dict[str, Failure], *
         try:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
         except ConnectionError as err:
-            raise ParameterError(f"--address {address}: no Ray cluster there ({err}); start one with "
-                                 "`ray start --head`, or leave --address out to start one for this run") from None
+            raise ParameterError(
+                f"--address {address}: no Ray cluster there ({err}); start one with "
+                "`ray start --head`, or leave --address out to start one for this run"
+            ) from None
     try:
         resources = ray.cluster_resources()
         gpus = gpus if gpus is not None else (1.0 if profile == "paper" and resources.get("GPU", 0) >= 1 else 0.0)
         cpus = cpus if cpus is not None else 1.0
-        slots = min(math.floor(resources.get(k, 0) / n) for k, n in (("CPU", cpus), ("GPU", gpus)) if n > 0) \
-            if cpus or gpus else len(jobs)
-        print(f"Ray cluster: {describe(resources)}; {len(jobs)} run(s), each asking for {cpus:g} CPU(s)"
-              f"{f' and {gpus:g} GPU(s)' if gpus else ''}: at most {slots} at a time", flush=True)
+        slots = (
+            min(math.floor(resources.get(k, 0) / n) for k, n in (("CPU", cpus), ("GPU", gpus)) if n > 0)
+            if cpus or gpus
+            else len(jobs)
+        )
+        print(
+            f"Ray cluster: {describe(resources)}; {len(jobs)} run(s), each asking for {cpus:g} CPU(s)"
+            f"{f' and {gpus:g} GPU(s)' if gpus else ''}: at most {slots} at a time",
+            flush=True,
+        )
         if slots < 1:
-            raise ParameterError(f"no node of the Ray cluster ({describe(resources)}) can run a task that asks for "
-                                 f"{cpus:g} CPUs and {gpus:g} GPUs: change --cpus-per-run / --gpus-per-run")
-        task = ray.remote(execute).options(num_cpus=cpus, num_gpus=gpus, max_retries=0,
-                                           runtime_env={"env_vars": _environment()})
+            raise ParameterError(
+                f"no node of the Ray cluster ({describe(resources)}) can run a task that asks for "
+                f"{cpus:g} CPUs and {gpus:g} GPUs: change --cpus-per-run / --gpus-per-run"
+            )
+        task = ray.remote(execute).options(
+            num_cpus=cpus, num_gpus=gpus, max_retries=0, runtime_env={"env_vars": _environment()}
+        )
         pending = {task.remote(job.nb.name, job.nb.read_bytes(), profile, job.params): job for job in jobs}
         return _collect(ray, pending, profile, root, errors, slots, tqdm(total=len(jobs), desc="runs", unit="run"))
     finally:
@@ -129,14 +150,19 @@ def run(jobs: list[Job], profile: str, root: Path, errors: dict[str, Failure], *
             ray.shutdown()
 
 
-def _collect(ray: Any, pending: dict[Any, Job], profile: str, root: Path, errors: dict[str, Failure], slots: int,
-             bar: Any) -> list[str] | None:
+def _collect(
+    ray: Any, pending: dict[Any, Job], profile: str, root: Path, errors: dict[str, Failure], slots: int, bar: Any
+) -> list[str] | None:
     """Commit each task's files as it finishes; the bar's postfix counts done, running, queued, failed."""
     failed, shown = 0, None
     try:
         while pending:
-            counts = {"done": bar.n - failed, "running": min(len(pending), slots),
-                      "queued": max(len(pending) - slots, 0), "failed": failed}
+            counts = {
+                "done": bar.n - failed,
+                "running": min(len(pending), slots),
+                "queued": max(len(pending) - slots, 0),
+                "failed": failed,
+            }
             if counts != shown:
                 bar.set_postfix(counts)
                 shown = counts
@@ -147,16 +173,20 @@ def _collect(ray: Any, pending: dict[Any, Job], profile: str, root: Path, errors
                     failure, files = ray.get(ref)
                 except ray.exceptions.RayError as err:  # the worker died, was killed, the task could not start
                     lines = [line for line in str(err).splitlines() if line.strip()]
-                    failure, files = Failure(f"the Ray task failed: {type(err).__name__}: "
-                                             f"{lines[-1] if lines else ''}".strip()), {}
+                    failure, files = (
+                        Failure(f"the Ray task failed: {type(err).__name__}: {lines[-1] if lines else ''}".strip()),
+                        {},
+                    )
                 with _deferred_interrupt():  # its files as a whole: staged here, then moved into place
                     _unpack(files, staging(root, profile, job))
                     finish(job, profile, failure, root, errors)
                 if failure is not None:
                     failed += 1
                     where = f" in {failure.where()}" if failure.where() else ""
-                    bar.write(f"  {job.describe(every=True)}: FAILED{where}: "
-                              f"{failure.error.splitlines()[0] if failure.error else ''}")
+                    bar.write(
+                        f"  {job.describe(every=True)}: FAILED{where}: "
+                        f"{failure.error.splitlines()[0] if failure.error else ''}"
+                    )
                 bar.update()
         bar.set_postfix({"done": bar.n - failed, "running": 0, "queued": 0, "failed": failed})
     except KeyboardInterrupt:

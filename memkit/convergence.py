@@ -22,8 +22,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 from matplotlib.axes import Axes
+from tqdm.auto import tqdm
 
 from memkit import figures, results, training
 from memkit.capacity import Stack, data_index, load_stack, log_width_axis, train
@@ -74,8 +74,13 @@ class TimeToFit:
 
     def summary(self) -> dict[str, object]:
         """For the result JSON: the epochs, which runs converged, and the censored count."""
-        return {"epochs": self.epochs.tolist(), "converged": self.converged.tolist(), "budget": self.budget,
-                "runs": int(self.epochs.size), "censored": int(self.n_censored.sum())}
+        return {
+            "epochs": self.epochs.tolist(),
+            "converged": self.converged.tolist(),
+            "budget": self.budget,
+            "runs": int(self.epochs.size),
+            "censored": int(self.n_censored.sum()),
+        }
 
     @staticmethod
     def stack(times: Sequence[TimeToFit]) -> TimeToFit:
@@ -86,8 +91,17 @@ class TimeToFit:
         return TimeToFit(np.stack([t.epochs for t in times]), np.stack([t.converged for t in times]), budgets.pop())
 
 
-def epochs_to_fit(stack: Stack, width: int, sgd: SGD, *, depth: int, n_seeds: int, budget: int,
-                  seed: int = 0, device: str | torch.device | None = None) -> TimeToFit:
+def epochs_to_fit(
+    stack: Stack,
+    width: int,
+    sgd: SGD,
+    *,
+    depth: int,
+    n_seeds: int,
+    budget: int,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> TimeToFit:
     """Train with ``sgd`` until each member fits its training set (100% training accuracy), checked before
     training and after every epoch; a member that fits stops training (batched: it is frozen,
     ``ensemble.active``, while the others go on) and training ends when all have fit or after
@@ -111,18 +125,37 @@ def epochs_to_fit(stack: Stack, width: int, sgd: SGD, *, depth: int, n_seeds: in
                 models.ensemble.active &= ~done.to(models.device)
         return bool(done[rows].all())
 
-    train(stack, width, replace(sgd, epochs=budget), depth=depth, n_seeds=n_seeds, seed=seed, device=device,
-          callback=check)
+    train(
+        stack,
+        width,
+        replace(sgd, epochs=budget),
+        depth=depth,
+        n_seeds=n_seeds,
+        seed=seed,
+        device=device,
+        callback=check,
+    )
     shape = (len(stack.kinds), n_seeds)
-    return TimeToFit(epochs.view(shape).numpy(), done.view(shape).numpy(), budget,
-                     first.view(*shape, -1).numpy())
+    return TimeToFit(epochs.view(shape).numpy(), done.view(shape).numpy(), budget, first.view(*shape, -1).numpy())
 
 
-def convergence_sweep(load: Callable[..., Dataset], name: str, kinds: Sequence[Kind], sgd: SGD, *,
-                      sizes: Sequence[int], widths: Sequence[int], depth: int, n_seeds: int, budget: int,
-                      size: int | None = None, seed: int = 0, device: str | torch.device | None = None,
-                      log: Callable[[str], None] | None = print,
-                      progress: bool = False) -> tuple[TimeToFit, np.ndarray]:
+def convergence_sweep(
+    load: Callable[..., Dataset],
+    name: str,
+    kinds: Sequence[Kind],
+    sgd: SGD,
+    *,
+    sizes: Sequence[int],
+    widths: Sequence[int],
+    depth: int,
+    n_seeds: int,
+    budget: int,
+    size: int | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    log: Callable[[str], None] | None = print,
+    progress: bool = False,
+) -> tuple[TimeToFit, np.ndarray]:
     """Fig. 6's runs: T at every training-set size in ``sizes`` (the first N examples) and every
     width in ``widths``. ``load`` as in :func:`memkit.capacity.load_stack`; ``progress`` shows a
     bar over the settings.
@@ -134,21 +167,26 @@ def convergence_sweep(load: Callable[..., Dataset], name: str, kinds: Sequence[K
     if not sizes or not widths:
         raise ValueError(f"sizes={list(sizes)} and widths={list(widths)} must each name at least one setting")
     runs: dict[tuple[int, int], TimeToFit] = {}
-    bar = tqdm(total=len(sizes) * len(widths), desc=f"{name} time to fit", unit="setting", disable=not progress,
-               leave=False)
+    bar = tqdm(
+        total=len(sizes) * len(widths), desc=f"{name} time to fit", unit="setting", disable=not progress, leave=False
+    )
     for n in sizes:
         stack = load_stack(load, name, kinds, n_train=n, n_test=2, size=size)  # once per size
         for w in widths:
             bar.update()
             t0 = time.perf_counter()
-            t = runs[w, n] = epochs_to_fit(stack, w, sgd, depth=depth, n_seeds=n_seeds, budget=budget, seed=seed,
-                                           device=device)
+            t = runs[w, n] = epochs_to_fit(
+                stack, w, sgd, depth=depth, n_seeds=n_seeds, budget=budget, seed=seed, device=device
+            )
             if log:
                 lo, hi = t.median()
-                medians = ", ".join(f"{k.label} {m:.0f}" if np.isfinite(h) else f"{k.label} ≥{m:.0f}"
-                                    for k, m, h in zip(kinds, lo, hi))
-                log(f"{name}: N={n} width {w}: median T {medians} epochs; {int(t.n_censored.sum())} of "
-                    f"{t.epochs.size} runs censored; {time.perf_counter() - t0:.1f} s")
+                medians = ", ".join(
+                    f"{k.label} {m:.0f}" if np.isfinite(h) else f"{k.label} ≥{m:.0f}" for k, m, h in zip(kinds, lo, hi)
+                )
+                log(
+                    f"{name}: N={n} width {w}: median T {medians} epochs; {int(t.n_censored.sum())} of "
+                    f"{t.epochs.size} runs censored; {time.perf_counter() - t0:.1f} s"
+                )
     bar.close()
     grid = TimeToFit.stack([TimeToFit.stack([runs[w, n] for n in sizes]) for w in widths])
     return grid, np.stack([runs[w, max(sizes)].first_fit for w in widths])
@@ -188,8 +226,17 @@ def noisiest(kinds: Sequence[Kind]) -> list[int]:
     return [d for d, k in enumerate(kinds) if k.corruption and k.p == top[k.corruption]]
 
 
-def claims(name: str, t: TimeToFit, kinds: Sequence[Kind], sizes: Sequence[int], widths: Sequence[int], *,
-           width: int, n: int, asserted: bool = True) -> list[results.Claim]:
+def claims(
+    name: str,
+    t: TimeToFit,
+    kinds: Sequence[Kind],
+    sizes: Sequence[int],
+    widths: Sequence[int],
+    *,
+    width: int,
+    n: int,
+    asserted: bool = True,
+) -> list[results.Claim]:
     """Fig. 6's claims for data set ``name`` from T ``(W, N, D, S)`` (:func:`convergence_sweep`), for
     the noisiest kind of each corruption, each the worst seed of :func:`relative_slowdown` > 1.5
     (the noise's change half again as large as real data's):
@@ -204,19 +251,35 @@ def claims(name: str, t: TimeToFit, kinds: Sequence[Kind], sizes: Sequence[int],
     for d in noisiest(kinds):
         k = kinds[d]
         for w in dict.fromkeys([wi, w_hi]):
-            out.append(results.Claim(
-                f"{name}-time-vs-size-{k.key}" + ("" if w == wi else f"-width{widths[w]}"),
-                f"time to fit grows with data size faster for {k.label} than for real data (width {widths[w]})",
-                f"T growth N={sizes[n_hi]} vs {sizes[n_lo]}: {k.label} / real, worst seed",
-                relative_slowdown(t[w, [n_hi, n_lo]], 0, 1, d).min(), 1.5, ">", FIGURE, asserted and w == wi))
-        out.append(results.Claim(
-            f"{name}-time-vs-capacity-{k.key}", f"extra capacity shortens fitting {k.label} more than real data",
-            f"T ratio width {widths[w_lo]} vs {widths[w_hi]} (N={n}): {k.label} / real, worst seed",
-            relative_slowdown(t[[w_lo, w_hi], ni], 0, 1, d).min(), 1.5, ">", FIGURE, asserted))
+            out.append(
+                results.Claim(
+                    f"{name}-time-vs-size-{k.key}" + ("" if w == wi else f"-width{widths[w]}"),
+                    f"time to fit grows with data size faster for {k.label} than for real data (width {widths[w]})",
+                    f"T growth N={sizes[n_hi]} vs {sizes[n_lo]}: {k.label} / real, worst seed",
+                    relative_slowdown(t[w, [n_hi, n_lo]], 0, 1, d).min(),
+                    1.5,
+                    ">",
+                    FIGURE,
+                    asserted and w == wi,
+                )
+            )
+        out.append(
+            results.Claim(
+                f"{name}-time-vs-capacity-{k.key}",
+                f"extra capacity shortens fitting {k.label} more than real data",
+                f"T ratio width {widths[w_lo]} vs {widths[w_hi]} (N={n}): {k.label} / real, worst seed",
+                relative_slowdown(t[[w_lo, w_hi], ni], 0, 1, d).min(),
+                1.5,
+                ">",
+                FIGURE,
+                asserted,
+            )
+        )
     return out
 
 
 # ------------------------------------------------------------------------------------- figures
+
 
 def plot_time(ax: Axes, x: Sequence[int], t: TimeToFit, kinds: Sequence[Kind], ref: int, xlabel: str) -> None:
     """Fig. 6, one panel: median T over seeds divided by the median at setting ``ref``, against
@@ -250,6 +313,7 @@ def time_rows(x: Sequence[int], t: TimeToFit, kinds: Sequence[Kind], what: str) 
     """A table of T in epochs (header, rows for :meth:`memkit.experiment.Run.table`), one row per
     kind, one column per setting ``x``: the median over seeds (``≥budget`` when censoring hides
     it), [min–max] over the runs that converged, and the number of censored runs."""
+
     def cell(e: np.ndarray, c: np.ndarray) -> str:
         lo, hi = TimeToFit(e, c, t.budget).median()
         text = f"{lo:.0f}" if np.isfinite(hi) else f"≥{t.budget}"
@@ -257,12 +321,15 @@ def time_rows(x: Sequence[int], t: TimeToFit, kinds: Sequence[Kind], what: str) 
             text += f" [{e[c].min()}–{e[c].max()}]"
         return text + (f", {int((~c).sum())}/{len(c)} cens." if not c.all() else "")
 
-    return ([f"kind \\ {what}", *map(str, x)],
-            [[k.label, *(cell(t.epochs[i, d], t.converged[i, d]) for i in range(len(x)))] for d, k in enumerate(kinds)])
+    return (
+        [f"kind \\ {what}", *map(str, x)],
+        [[k.label, *(cell(t.epochs[i, d], t.converged[i, d]) for i in range(len(x)))] for d, k in enumerate(kinds)],
+    )
 
 
-def plot_size_effect(ax: Axes, t: TimeToFit, kinds: Sequence[Kind], sizes: Sequence[int], widths: Sequence[int],
-                     threshold: float = 1.5) -> None:
+def plot_size_effect(
+    ax: Axes, t: TimeToFit, kinds: Sequence[Kind], sizes: Sequence[int], widths: Sequence[int], threshold: float = 1.5
+) -> None:
     """Where the size effect holds: :func:`relative_slowdown` from the smallest to the largest N
     against the width, for every noise kind: mean over seeds and the band from worst to best seed
     (lower bounds where runs are censored), with 1 (no effect) and the claims' ``threshold``."""

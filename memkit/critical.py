@@ -26,8 +26,11 @@ from memkit.device import pick_device
 from memkit.figures import band, epoch_axis
 
 #: Where each claim comes from.
-FIG41, FIG42, ALG1 = ("poster Fig. 4.1; Arpit et al. 2017 Fig. 9", "poster Fig. 4.2; Arpit et al. 2017 §4",
-                      "Arpit et al. 2017 Algorithm 1 (LASS)")
+FIG41, FIG42, ALG1 = (
+    "poster Fig. 4.1; Arpit et al. 2017 Fig. 9",
+    "poster Fig. 4.2; Arpit et al. 2017 §4",
+    "Arpit et al. 2017 Algorithm 1 (LASS)",
+)
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,9 @@ class CSRCurves:
         return self.csr[:, -1]
 
 
-def recipe(ds: Dataset, *, cnn: bool, widths: Sequence[int], mlp_sgd: dict[str, Any],
-           cnn_sgd: dict[str, Any] | None) -> tuple[training.Factory, training.SGD]:
+def recipe(
+    ds: Dataset, *, cnn: bool, widths: Sequence[int], mlp_sgd: dict[str, Any], cnn_sgd: dict[str, Any] | None
+) -> tuple[training.Factory, training.SGD]:
     """The paper's model for ``ds`` and its optimiser: its CIFAR CNN (``"paper_cnn"``, with
     BatchNorm) trained with ``cnn_sgd`` when ``cnn``, else the MLP of hidden ``widths`` with
     ``mlp_sgd`` (each the fields of :class:`memkit.training.SGD`)."""
@@ -111,10 +115,20 @@ def csr_points(ds: Dataset, n: int | None = None, seed: int = 0) -> torch.Tensor
     return x
 
 
-def csr_through_training(factory: training.Factory, ds: Dataset, x_csr: torch.Tensor, *,
-                         epochs: Sequence[int], n_seeds: int, sgd: training.SGD, search: dict[str, Any],
-                         seed: int = 0, device: str | torch.device | None = None,
-                         progress: bool = False, desc: str | None = None) -> CSRCurves:
+def csr_through_training(
+    factory: training.Factory,
+    ds: Dataset,
+    x_csr: torch.Tensor,
+    *,
+    epochs: Sequence[int],
+    n_seeds: int,
+    sgd: training.SGD,
+    search: dict[str, Any],
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+    desc: str | None = None,
+) -> CSRCurves:
     """Train S = ``n_seeds`` seeds of ``factory()`` on ``ds`` with ``sgd`` and measure them at ``epochs``.
 
     At each epoch in ``epochs`` (0: before training; training stops at the largest, which replaces
@@ -129,11 +143,15 @@ def csr_through_training(factory: training.Factory, ds: Dataset, x_csr: torch.Te
     """
     checkpoints = sorted({int(e) for e in epochs})
     if not checkpoints or checkpoints[0] < 0 or any(int(e) != e for e in epochs):
-        raise ValueError(f"epochs={list(epochs)} must be a non-empty list of integers >= 0 "
-                         "(the epochs at which to measure; 0 is the initialisation)")
+        raise ValueError(
+            f"epochs={list(epochs)} must be a non-empty list of integers >= 0 "
+            "(the epochs at which to measure; 0 is the initialisation)"
+        )
     if models.needs_loop(factory) and ds.n_train % sgd.batch_size == 1:
-        raise ValueError(f"n_train={ds.n_train} leaves a last mini-batch of one example, which BatchNorm "
-                         f"cannot train on; choose a batch_size (now {sgd.batch_size}) that leaves at least two")
+        raise ValueError(
+            f"n_train={ds.n_train} leaves a last mini-batch of one example, which BatchNorm "
+            f"cannot train on; choose a batch_size (now {sgd.batch_size}) that leaves at least two"
+        )
     dev = pick_device(device)
     ds, x_csr = ds.to(dev), x_csr.to(dev)
     rows: dict[tuple[int, ...], list[list[np.ndarray]]] = {}
@@ -143,29 +161,51 @@ def csr_through_training(factory: training.Factory, ds: Dataset, x_csr: torch.Te
     def measure(seeds: training.Seeds, step: training.Step) -> bool:
         if (step.step == 0 or step.end_of_epoch) and step.epoch in checkpoints:
             key = tuple(seeds.members)
-            gen = gens.setdefault(key, torch.Generator(device=dev).manual_seed(
-                seed if seeds.batched else seeds.seeds[0]))
+            gen = gens.setdefault(
+                key, torch.Generator(device=dev).manual_seed(seed if seeds.batched else seeds.seeds[0])
+            )
             critical = lass(seeds.forward, x_csr.expand(len(seeds), *x_csr.shape), generator=gen, **search).critical
             last[key] = critical.cpu().numpy()
-            rows.setdefault(key, []).append([*_accuracies(ds, seeds.correct(ds.x_train, ds.y_train),
-                                                          seeds.correct(ds.x_test, ds.y_test)),
-                                             critical.float().mean(-1).cpu().numpy()])
+            rows.setdefault(key, []).append(
+                [
+                    *_accuracies(ds, seeds.correct(ds.x_train, ds.y_train), seeds.correct(ds.x_test, ds.y_test)),
+                    critical.float().mean(-1).cpu().numpy(),
+                ]
+            )
         return step.epoch == checkpoints[-1]
 
-    trained = training.train_seeds(factory, ds.x_train, ds.y_train, replace(sgd, epochs=max(1, checkpoints[-1])),
-                                   n_seeds=n_seeds, seed=seed, device=dev, callback=measure, progress=progress,
-                                   desc=desc)
+    trained = training.train_seeds(
+        factory,
+        ds.x_train,
+        ds.y_train,
+        replace(sgd, epochs=max(1, checkpoints[-1])),
+        n_seeds=n_seeds,
+        seed=seed,
+        device=dev,
+        callback=measure,
+        progress=progress,
+        desc=desc,
+    )
     per_view = [[np.stack(q, axis=-1) for q in zip(*r)] for r in rows.values()]  # each (S', T) per quantity
-    return CSRCurves(np.array(checkpoints), *(np.concatenate(q) for q in zip(*per_view)),
-                     critical=np.concatenate(list(last.values())), batched=trained.batched, models=trained)
+    return CSRCurves(
+        np.array(checkpoints),
+        *(np.concatenate(q) for q in zip(*per_view)),
+        critical=np.concatenate(list(last.values())),
+        batched=trained.batched,
+        models=trained,
+    )
 
 
 def _accuracies(ds: Dataset, correct_train: torch.Tensor, correct_val: torch.Tensor) -> list[np.ndarray]:
     """Training, validation and corrupted-example accuracy from ``(..., N)`` correctness."""
-    noisy = correct_train[..., ds.corrupted].float().mean(-1) if len(ds.corrupted) else \
-        torch.full(correct_train.shape[:-1], torch.nan)
-    return [np.asarray(v.cpu(), dtype=float) for v in
-            (correct_train.float().mean(-1), correct_val.float().mean(-1), noisy)]
+    noisy = (
+        correct_train[..., ds.corrupted].float().mean(-1)
+        if len(ds.corrupted)
+        else torch.full(correct_train.shape[:-1], torch.nan)
+    )
+    return [
+        np.asarray(v.cpu(), dtype=float) for v in (correct_train.float().mean(-1), correct_val.float().mean(-1), noisy)
+    ]
 
 
 def _pm(v: np.ndarray) -> str:
@@ -174,8 +214,17 @@ def _pm(v: np.ndarray) -> str:
 
 
 #: The columns of :func:`summary_rows`.
-SUMMARY = ["run", "peak epoch", "val acc at peak", "noise fit at peak", "CSR at peak", "final train acc",
-           "final val acc", "final noise fit", "final CSR"]
+SUMMARY = [
+    "run",
+    "peak epoch",
+    "val acc at peak",
+    "noise fit at peak",
+    "CSR at peak",
+    "final train acc",
+    "final val acc",
+    "final noise fit",
+    "final CSR",
+]
 
 
 def summary_rows(curves: Mapping[Kind, CSRCurves]) -> list[list[str]]:
@@ -184,13 +233,20 @@ def summary_rows(curves: Mapping[Kind, CSRCurves]) -> list[list[str]]:
     rows = []
     for kind, c in curves.items():
         t = c.val_peak
-        rows.append([kind.label, str(c.epochs[t]), *(_pm(getattr(c, q)[:, t]) for q in ("val_acc", "noisy_acc", "csr")),
-                     *(_pm(getattr(c, q)[:, -1]) for q in ("train_acc", "val_acc", "noisy_acc", "csr"))])
+        rows.append(
+            [
+                kind.label,
+                str(c.epochs[t]),
+                *(_pm(getattr(c, q)[:, t]) for q in ("val_acc", "noisy_acc", "csr")),
+                *(_pm(getattr(c, q)[:, -1]) for q in ("train_acc", "val_acc", "noisy_acc", "csr")),
+            ]
+        )
     return rows
 
 
-def csr_by_radius(seeds: training.Seeds, x: torch.Tensor, x_clean: torch.Tensor, radii: Sequence[float], *,
-                  n_iter: int, seed: int = 0) -> np.ndarray:
+def csr_by_radius(
+    seeds: training.Seeds, x: torch.Tensor, x_clean: torch.Tensor, radii: Sequence[float], *, n_iter: int, seed: int = 0
+) -> np.ndarray:
     """``(S, R)``: the CSR of the points ``x`` ``(B, *input_shape)`` for each of the S trained
     ``seeds`` at each radius r of ``radii`` (on the 0–255 pixel scale, α and β at the paper's ratios
     to r: :func:`memkit.adversarial.lass_settings` of ``x_clean``), ``n_iter`` LASS steps, the noise
@@ -198,9 +254,20 @@ def csr_by_radius(seeds: training.Seeds, x: torch.Tensor, x_clean: torch.Tensor,
     how much the CSR depends on r (the paper's r = 0.3)."""
     x = x.to(seeds.device)
     xs, x_clean = x.expand(len(seeds), *x.shape), x_clean.to(x.device)
-    return np.stack([critical_sample_ratio(seeds.forward, xs, generator=torch.Generator(x.device).manual_seed(seed),
-                                           **lass_settings(x_clean, r=r, n_iter=n_iter)).cpu().numpy()
-                     for r in radii], axis=1)
+    return np.stack(
+        [
+            critical_sample_ratio(
+                seeds.forward,
+                xs,
+                generator=torch.Generator(x.device).manual_seed(seed),
+                **lass_settings(x_clean, r=r, n_iter=n_iter),
+            )
+            .cpu()
+            .numpy()
+            for r in radii
+        ],
+        axis=1,
+    )
 
 
 def _worst(values: Any, op: str) -> float:
@@ -218,13 +285,19 @@ def _spearman(x: Sequence[float], ys: np.ndarray) -> np.ndarray:
 #: Claims not expected to hold at every seed, with the reason (shown by notebook 04).
 REPORTED_ONLY = {
     "randY-later": "on digits the network starts fitting random labels within the first epochs, so randY's early "
-                   "CSR lies close to randX's: in quick, one seed of nine (run seed 2) had a gap of 0.036 < 0.05",
+    "CSR lies close to randX's: in quick, one seed of nine (run seed 2) had a gap of 0.036 < 0.05",
 }
 
 
-def claims(name: str, curves: Mapping[Kind, CSRCurves], checks: Sequence[LinearCheck], noise_levels: Sequence[float],
-           by_radius: Mapping[Kind, np.ndarray] | None = None, radii: Sequence[float] = (),
-           asserted: bool = True) -> list[results.Claim]:
+def claims(
+    name: str,
+    curves: Mapping[Kind, CSRCurves],
+    checks: Sequence[LinearCheck],
+    noise_levels: Sequence[float],
+    by_radius: Mapping[Kind, np.ndarray] | None = None,
+    radii: Sequence[float] = (),
+    asserted: bool = True,
+) -> list[results.Claim]:
     """The claims of notebook 04 on data set ``name``, each from per-seed values summarised by the
     worst seed (seed s of every kind is member s: the same initialisation and data order).
 
@@ -239,45 +312,124 @@ def claims(name: str, curves: Mapping[Kind, CSRCurves], checks: Sequence[LinearC
     inputs = [curves[Kind("randX", p)] for p in noise_levels]
     ps = [0.0, *noise_levels]
     spec = [
-        ("lass-recall", "on a linear model LASS finds nearly all truly critical points", "recall within r",
-         [c.recall for c in checks], 0.85, ">=", ALG1),
-        ("randX-early", "CSR rises at once for randX, not for real data", "early CSR(randX) - CSR(real)",
-         rx.early - real.early, 0.15, ">", FIG41),
-        ("randX-higher", "CSR ends far higher for randX than for real data", "final CSR(randX) / CSR(real)",
-         rx.final / real.final, 3.0, ">", FIG41),
-        ("randY-later", "CSR rises later for randY than for randX", "early CSR(randX) - CSR(randY)",
-         rx.early - ry.early, 0.05, ">", FIG41),
-        ("randY-higher", "CSR ends far higher for randY than for real data", "final CSR(randY) / CSR(real)",
-         ry.final / real.final, 3.0, ">", FIG41),
-        ("val-peak-before-noise-fit", "with label noise, validation accuracy peaks before the noisy labels are fit",
-         "noisy-label accuracy at the val peak, max over p", [c.at_val_peak("noisy_acc") for c in labels],
-         0.35, "<", FIG42),
-        ("noise-fit-hurts-val", "fitting the noisy labels afterwards lowers validation accuracy",
-         "val acc at peak - final, min over p", [c.at_val_peak("val_acc") - c.val_acc[:, -1] for c in labels],
-         0.03, ">", FIG42),
-        ("csr-grows-with-noise-fit", "CSR grows as the network starts fitting the noisy labels",
-         "final CSR - CSR at val peak, min over p", [c.final - c.at_val_peak("csr") for c in labels], 0.1, ">", FIG42),
-        ("csr-rises-with-label-noise", "the more label noise, the higher the final CSR", "Spearman(p, final CSR), labels",
-         _spearman([*ps, 1.0], np.stack([c.final for c in (real, *labels, ry)], 1)), 0.8, ">", FIG42),
-        ("csr-rises-with-input-noise", "the more noisy inputs, the higher the final CSR of real points",
-         "Spearman(p, final CSR), inputs", _spearman(ps, np.stack([c.final for c in (real, *inputs)], 1)),
-         0.8, ">", FIG42),
+        (
+            "lass-recall",
+            "on a linear model LASS finds nearly all truly critical points",
+            "recall within r",
+            [c.recall for c in checks],
+            0.85,
+            ">=",
+            ALG1,
+        ),
+        (
+            "randX-early",
+            "CSR rises at once for randX, not for real data",
+            "early CSR(randX) - CSR(real)",
+            rx.early - real.early,
+            0.15,
+            ">",
+            FIG41,
+        ),
+        (
+            "randX-higher",
+            "CSR ends far higher for randX than for real data",
+            "final CSR(randX) / CSR(real)",
+            rx.final / real.final,
+            3.0,
+            ">",
+            FIG41,
+        ),
+        (
+            "randY-later",
+            "CSR rises later for randY than for randX",
+            "early CSR(randX) - CSR(randY)",
+            rx.early - ry.early,
+            0.05,
+            ">",
+            FIG41,
+        ),
+        (
+            "randY-higher",
+            "CSR ends far higher for randY than for real data",
+            "final CSR(randY) / CSR(real)",
+            ry.final / real.final,
+            3.0,
+            ">",
+            FIG41,
+        ),
+        (
+            "val-peak-before-noise-fit",
+            "with label noise, validation accuracy peaks before the noisy labels are fit",
+            "noisy-label accuracy at the val peak, max over p",
+            [c.at_val_peak("noisy_acc") for c in labels],
+            0.35,
+            "<",
+            FIG42,
+        ),
+        (
+            "noise-fit-hurts-val",
+            "fitting the noisy labels afterwards lowers validation accuracy",
+            "val acc at peak - final, min over p",
+            [c.at_val_peak("val_acc") - c.val_acc[:, -1] for c in labels],
+            0.03,
+            ">",
+            FIG42,
+        ),
+        (
+            "csr-grows-with-noise-fit",
+            "CSR grows as the network starts fitting the noisy labels",
+            "final CSR - CSR at val peak, min over p",
+            [c.final - c.at_val_peak("csr") for c in labels],
+            0.1,
+            ">",
+            FIG42,
+        ),
+        (
+            "csr-rises-with-label-noise",
+            "the more label noise, the higher the final CSR",
+            "Spearman(p, final CSR), labels",
+            _spearman([*ps, 1.0], np.stack([c.final for c in (real, *labels, ry)], 1)),
+            0.8,
+            ">",
+            FIG42,
+        ),
+        (
+            "csr-rises-with-input-noise",
+            "the more noisy inputs, the higher the final CSR of real points",
+            "Spearman(p, final CSR), inputs",
+            _spearman(ps, np.stack([c.final for c in (real, *inputs)], 1)),
+            0.8,
+            ">",
+            FIG42,
+        ),
     ]
-    out = [results.Claim(f"{name}-{i}", s, f"{m} (worst seed)", _worst(v, op), t, op, fig,
-                         asserted and i not in REPORTED_ONLY)
-           for i, s, m, v, t, op, fig in spec]
+    out = [
+        results.Claim(
+            f"{name}-{i}", s, f"{m} (worst seed)", _worst(v, op), t, op, fig, asserted and i not in REPORTED_ONLY
+        )
+        for i, s, m, v, t, op, fig in spec
+    ]
     paper_r = PAPER_LASS["r"]
     if by_radius is not None and paper_r in radii:
         i = list(radii).index(paper_r)
         gap = [by_radius[k][:, i] - by_radius[REAL][:, i] for k in (RANDX, RANDY)]
-        out.append(results.Claim(f"{name}-noise-higher-at-paper-r", f"at the paper's radius r = {paper_r:g}/255 the "
-                                 "CSR is higher for randX and randY than for real data",
-                                 f"CSR(noise) - CSR(real) at r = {paper_r:g}, min over randX, randY (worst seed)",
-                                 _worst(gap, ">"), 0.05, ">", FIG41, asserted=False))
+        out.append(
+            results.Claim(
+                f"{name}-noise-higher-at-paper-r",
+                f"at the paper's radius r = {paper_r:g}/255 the CSR is higher for randX and randY than for real data",
+                f"CSR(noise) - CSR(real) at r = {paper_r:g}, min over randX, randY (worst seed)",
+                _worst(gap, ">"),
+                0.05,
+                ">",
+                FIG41,
+                asserted=False,
+            )
+        )
     return out
 
 
 # ------------------------------------------------------------------------------------------ figures
+
 
 def plot_linear_check(ax: plt.Axes, check: LinearCheck, r: float, title: str) -> None:
     """The fraction of points LASS called critical against their exact distance to a linear
@@ -285,8 +437,12 @@ def plot_linear_check(ax: plt.Axes, check: LinearCheck, r: float, title: str) ->
     bins = np.linspace(0, 2, 21)
     ax.step(bins[:-1], check.found_by_distance(bins), where="post", color=REAL.color, lw=2, label="found by LASS")
     ax.axvline(1, color="k", ls="--", lw=1, label="r: truly critical to the left")
-    ax.set(xlabel="exact L∞ distance to the boundary / r", ylabel="fraction called critical",
-           title=f"{title}: linear model, r = {r * check.factor:.3g}/255, recall {check.recall:.3f}", ylim=(-0.03, 1.03))
+    ax.set(
+        xlabel="exact L∞ distance to the boundary / r",
+        ylabel="fraction called critical",
+        title=f"{title}: linear model, r = {r * check.factor:.3g}/255, recall {check.recall:.3f}",
+        ylim=(-0.03, 1.03),
+    )
     ax.legend(fontsize=8)
 
 
@@ -322,14 +478,20 @@ def plot_noise_levels(ax_acc: plt.Axes, ax_csr: plt.Axes, curves: Mapping[Kind, 
     ax_csr.legend(fontsize=8, title="noise level", title_fontsize=8)
 
 
-def plot_csr_by_radius(ax: plt.Axes, radii: Sequence[float], by_radius: Mapping[Kind, np.ndarray],
-                       marks: Mapping[str, float], title: str) -> None:
+def plot_csr_by_radius(
+    ax: plt.Axes, radii: Sequence[float], by_radius: Mapping[Kind, np.ndarray], marks: Mapping[str, float], title: str
+) -> None:
     """CSR at the end of training against the radius r (0–255 scale, log axis), one band over seeds
     per kind (``by_radius[kind]``: ``(S, R)``); ``marks``: radii to draw as labelled vertical lines."""
     for kind, v in by_radius.items():
         band(ax, radii, v, kind.color, kind.label, marker="o", ms=3)
     for (label, r), ls in zip(marks.items(), ("--", ":", "-.")):
         ax.axvline(r, color="k", ls=ls, lw=1, label=f"{label}: r = {r:g}")
-    ax.set(xscale="log", xlabel="radius r (pixel units, 0–255 scale)", ylabel="critical sample ratio",
-           title=f"{title}: CSR at the end of training vs r", ylim=(-0.02, 1.02))
+    ax.set(
+        xscale="log",
+        xlabel="radius r (pixel units, 0–255 scale)",
+        ylabel="critical sample ratio",
+        title=f"{title}: CSR at the end of training vs r",
+        ylim=(-0.02, 1.02),
+    )
     ax.legend(fontsize=8)

@@ -100,8 +100,10 @@ class Kind:
             return REAL
         m = re.fullmatch(r"(randX|randY)(?:(-)(\d*\.?\d+)| ?(\d*\.?\d+)%?)?", text)
         if m is None:
-            raise ValueError(f"cannot read a kind of data from {text!r}; write 'real', 'randX' or 'randY' (p = 1), "
-                             f"'randY20' or 'randY 20%' (percent) or 'randY-0.2' (fraction)")
+            raise ValueError(
+                f"cannot read a kind of data from {text!r}; write 'real', 'randX' or 'randY' (p = 1), "
+                f"'randY20' or 'randY 20%' (percent) or 'randY-0.2' (fraction)"
+            )
         corruption, dash, fraction, percent = m.groups()
         p = float(fraction) if dash else float(percent) / 100 if percent else 1.0
         return cls(corruption, p)  # type: ignore[arg-type]
@@ -170,10 +172,15 @@ class Dataset:
         """The :class:`Kind` of its training split (real when nothing was corrupted)."""
         return Kind(self.corruption, self.p) if self.corruption and self.p > 0 else REAL
 
-    def to(self, device: str | torch.device) -> "Dataset":
+    def to(self, device: str | torch.device) -> Dataset:
         """A copy with every tensor on ``device``."""
-        return replace(self, **{k: getattr(self, k).to(device) for k in
-                                ("x_train", "y_train", "x_test", "y_test", "corrupted", "y_clean")})
+        return replace(
+            self,
+            **{
+                k: getattr(self, k).to(device)
+                for k in ("x_train", "y_train", "x_test", "y_test", "corrupted", "y_clean")
+            },
+        )
 
 
 def _check_whole(what: str, value: object) -> None:
@@ -220,10 +227,20 @@ def standardize(x_train: torch.Tensor, x_test: torch.Tensor) -> tuple[torch.Tens
     return (x_train - mean) / std, (x_test - mean) / std
 
 
-def load(name: str, *, n_train: int | None = None, n_test: int | None = None,
-         size: int | None = None, kind: Kind | None = None, corruption: Corruption | None = None,
-         p: float = 0.0, standardized: bool = True, seed: int = 0, root: str | os.PathLike | None = None,
-         download: bool = True) -> Dataset:
+def load(
+    name: str,
+    *,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    size: int | None = None,
+    kind: Kind | None = None,
+    corruption: Corruption | None = None,
+    p: float = 0.0,
+    standardized: bool = True,
+    seed: int = 0,
+    root: str | os.PathLike | None = None,
+    download: bool = True,
+) -> Dataset:
     """Load data set ``name`` as tensors.
 
     Args:
@@ -266,29 +283,39 @@ def load(name: str, *, n_train: int | None = None, n_test: int | None = None,
     if size is not None and size < 1:
         raise ValueError(f"size={size} must be a positive number of pixels")
     if corruption == "randX" and p > 0 and n_train is not None and n_train < 2:
-        raise ValueError(f"randX needs at least 2 training examples (n_train={n_train}): its noise has the "
-                         f"per-feature mean and standard deviation of the training set, which one example does not define")
+        raise ValueError(
+            f"randX needs at least 2 training examples (n_train={n_train}): its noise has the "
+            f"per-feature mean and standard deviation of the training set, which one example does not define"
+        )
     x_tr, y_tr, x_te, y_te, classes = LOADERS[name](data_root(root), download)
     k = len(classes)
     for split, y in (("training", y_tr), ("test", y_te)):
         y = np.asarray(y)
         if y.size and (not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= k):
             found = f"{y.min()}..{y.max()}" if np.issubdtype(y.dtype, np.number) else f"dtype {y.dtype}"
-            raise DataCorruptError(f"{name}: the {split} labels in {source(name, data_root(root))} are not all in "
-                                   f"0..{k - 1} ({k} classes; found {found}): the file is corrupt or holds other data")
+            raise DataCorruptError(
+                f"{name}: the {split} labels in {source(name, data_root(root))} are not all in "
+                f"0..{k - 1} ({k} classes; found {found}): the file is corrupt or holds other data"
+            )
     for what, n, avail in (("n_train", n_train, len(x_tr)), ("n_test", n_test, len(x_te))):
         if n is not None and not 1 <= n <= avail:
-            raise ValueError(f"{what}={n} is out of range: {name} has {avail} examples in that split; "
-                             f"ask for 1..{avail}, or use a larger data set")
+            raise ValueError(
+                f"{what}={n} is out of range: {name} has {avail} examples in that split; "
+                f"ask for 1..{avail}, or use a larger data set"
+            )
     native = tuple(x_tr.shape[2:])
     if size is not None and size > min(native):
-        raise ValueError(f"size={size} is larger than the native resolution of {name}, {'×'.join(map(str, native))}: "
-                         f"size only downscales (area averaging); ask for 1..{min(native)}, or size=None for the native size")
+        raise ValueError(
+            f"size={size} is larger than the native resolution of {name}, {'×'.join(map(str, native))}: "
+            f"size only downscales (area averaging); ask for 1..{min(native)}, or size=None for the native size"
+        )
     x_train, x_test = torch.from_numpy(x_tr[:n_train]), torch.from_numpy(x_te[:n_test])
     y_train, y_test = (torch.as_tensor(np.asarray(y), dtype=torch.int64) for y in (y_tr[:n_train], y_te[:n_test]))
     if corruption == "randX" and p > 0 and len(x_train) < 2:
-        raise ValueError(f"randX needs at least 2 training examples ({name} has {len(x_train)}): its noise has the "
-                         f"per-feature mean and standard deviation of the training set, which one example does not define")
+        raise ValueError(
+            f"randX needs at least 2 training examples ({name} has {len(x_train)}): its noise has the "
+            f"per-feature mean and standard deviation of the training set, which one example does not define"
+        )
     if size is not None:
         x_train, x_test = downscale(x_train, size), downscale(x_test, size)
     g = torch.Generator().manual_seed(seed)
@@ -297,8 +324,9 @@ def load(name: str, *, n_train: int | None = None, n_test: int | None = None,
     y_c = rand_y(y_train, idx, k, g) if corruption == "randY" else y_train
     if standardized:
         x_c, x_test = standardize(x_c, x_test)
-    return Dataset(name, x_c.contiguous(), y_c, x_test.contiguous(), y_test, k, idx, y_train, corruption, float(p),
-                   classes)
+    return Dataset(
+        name, x_c.contiguous(), y_c, x_test.contiguous(), y_test, k, idx, y_train, corruption, float(p), classes
+    )
 
 
 def cscores(name: str, root: str | os.PathLike | None = None) -> np.ndarray | None:

@@ -19,9 +19,13 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
         return torch.device("cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r} was asked for but CUDA is not available; "
-                         "pass device=None (automatic) or device='cpu'")
+        raise ValueError(
+            f"device {str(device)!r} was asked for but CUDA is not available; "
+            "pass device=None (automatic) or device='cpu'"
+        )
     if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device {str(device)!r} was asked for but MPS is not available; "
-                         "pass device=None (automatic) or device='cpu'")
+        raise ValueError(
+            f"device {str(device)!r} was asked for but MPS is not available; "
+            "pass device=None (automatic) or device='cpu'"
+        )
     return dev

@@ -25,8 +25,7 @@ from memkit.results import Claim
 from memkit.training import Ensemble, Seeds
 
 
-def _input_grads(logits_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor
-                 ) -> torch.Tensor:
+def _input_grads(logits_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """|∂ℓᵢ/∂x⁽ⁱ⁾| summed over input dimensions, per example: ``(..., B)``."""
     x = x.detach().clone().requires_grad_()
     logits = logits_fn(x)
@@ -35,8 +34,13 @@ def _input_grads(logits_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Ten
     return g.abs().flatten(y.ndim).sum(-1)
 
 
-def gradient_magnitude(model: nn.Module | Ensemble | Seeds, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
-                       data_index: torch.Tensor | None = None) -> torch.Tensor:
+def gradient_magnitude(
+    model: nn.Module | Ensemble | Seeds,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int = 1024,
+    data_index: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Ḡ = (1/N) Σᵢ G(x⁽ⁱ⁾), G(x) = Σⱼ |∂L/∂xⱼ| (Gu & Tresp 2019, §2), L the cross-entropy of the
     example with its (training) label, in eval mode.
 
@@ -48,15 +52,24 @@ def gradient_magnitude(model: nn.Module | Ensemble | Seeds, x: torch.Tensor, y: 
     return per_example_gradient(model, x, y, batch_size, data_index).mean(-1)
 
 
-def per_example_gradient(model: nn.Module | Ensemble | Seeds, x: torch.Tensor, y: torch.Tensor,
-                         batch_size: int = 1024, data_index: torch.Tensor | None = None) -> torch.Tensor:
+def per_example_gradient(
+    model: nn.Module | Ensemble | Seeds,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int = 1024,
+    data_index: torch.Tensor | None = None,
+) -> torch.Tensor:
     """G(x⁽ⁱ⁾) = Σⱼ |∂ℓᵢ/∂xⱼ⁽ⁱ⁾| per example: ``(N,)`` for a module, ``(S', N)`` for seeds (see
     :func:`gradient_magnitude`, its mean)."""
     if isinstance(model, nn.Module):
         device = next(model.parameters()).device
         with training.eval_mode(model):
-            return torch.cat([_input_grads(model, xb.to(device), yb.to(device))
-                              for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True)])
+            return torch.cat(
+                [
+                    _input_grads(model, xb.to(device), yb.to(device))
+                    for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True)
+                ]
+            )
     if isinstance(model, Ensemble):
         model = Seeds(range(len(model)), model.seeds, ensemble=model)
     s, device = len(model), model.device
@@ -98,10 +111,22 @@ class Trained:
     seconds: float
 
 
-def train(factory: training.Factory, x: torch.Tensor, y: torch.Tensor, sgd: training.SGD, *, n_seeds: int,
-          seed: int, stop_at: float | None = None, test: tuple[torch.Tensor, torch.Tensor] | None = None,
-          track: bool = False, n_grad: int | None = None, data_index: Sequence[int] | None = None,
-          device: str | torch.device | None = None, batched: bool | None = None) -> Trained:
+def train(
+    factory: training.Factory,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    sgd: training.SGD,
+    *,
+    n_seeds: int,
+    seed: int,
+    stop_at: float | None = None,
+    test: tuple[torch.Tensor, torch.Tensor] | None = None,
+    track: bool = False,
+    n_grad: int | None = None,
+    data_index: Sequence[int] | None = None,
+    device: str | torch.device | None = None,
+    batched: bool | None = None,
+) -> Trained:
     """:func:`memkit.training.train_seeds` of ``n_seeds`` seeds for at most ``sgd.epochs`` epochs;
     a member whose training accuracy reaches ``stop_at`` at the end of an epoch stops there (frozen
     through the ensemble's ``active`` mask, or its loop ends), as in :func:`memkit.capacity.epochs_to_fit`.
@@ -124,8 +149,9 @@ def train(factory: training.Factory, x: torch.Tensor, y: torch.Tensor, sgd: trai
             return None
         acc = models.accuracy(x, y, data_index=rows)
         if track:
-            g = gradient_magnitude(models, x[k] if rows is None else x[:, k], y[k] if rows is None else y[:, k],
-                                   data_index=rows).detach()
+            g = gradient_magnitude(
+                models, x[k] if rows is None else x[:, k], y[k] if rows is None else y[:, k], data_index=rows
+            ).detach()
             te = models.accuracy(*test) if test else torch.full_like(acc, float("nan"))
             log.append((step.epoch, models.members, g.cpu(), acc.cpu(), te.cpu()))
         if stop_at is None or not step.step:
@@ -141,12 +167,23 @@ def train(factory: training.Factory, x: torch.Tensor, y: torch.Tensor, sgd: trai
             return True
         return None
 
-    seeds = training.train_seeds(factory, x, y, sgd, n_seeds=n_seeds, seed=seed, device=device,
-                                 callback=callback, data_index=rows, batched=batched)
+    seeds = training.train_seeds(
+        factory,
+        x,
+        y,
+        sgd,
+        n_seeds=n_seeds,
+        seed=seed,
+        device=device,
+        callback=callback,
+        data_index=rows,
+        batched=batched,
+    )
     final = seeds.accuracy(x, y, data_index=rows).cpu()
     curves = _curves(log, n_seeds) if track else None
-    return Trained(seeds, [seeds.member(i) for i in range(n_seeds)], curves, done.numpy(), final.numpy(),
-                   time.perf_counter() - t0)
+    return Trained(
+        seeds, [seeds.member(i) for i in range(n_seeds)], curves, done.numpy(), final.numpy(), time.perf_counter() - t0
+    )
 
 
 def _curves(log: list, n_seeds: int) -> Curves:
@@ -183,8 +220,9 @@ class Maximised:
     objective: torch.Tensor
 
 
-def activation_maximisation(f: nn.Module, G: nn.Module, cls: torch.Tensor, z0: torch.Tensor, lr: float = 0.05,
-                            n_iter: int = 1000) -> Maximised:
+def activation_maximisation(
+    f: nn.Module, G: nn.Module, cls: torch.Tensor, z0: torch.Tensor, lr: float = 0.05, n_iter: int = 1000
+) -> Maximised:
     """Eq. 1: z* = argmax_z f_j(G(z)) by plain gradient ascent from ``z0`` ``(B, nz)``, for the
     classes ``cls`` ``(B,)`` (one per row), with ``f`` and ``G`` fixed (eval mode); x* = G(z*).
     Paper: learning rate 0.05, 1000 iterations. Each row is optimised on its own."""
@@ -216,8 +254,9 @@ class Patterns:
     objective: torch.Tensor
 
 
-def dissect(f1: nn.Module, G: nn.Module, n_classes: int, n_z: int, *, seed: int = 0, lr: float = 0.05,
-            n_iter: int = 1000) -> Patterns:
+def dissect(
+    f1: nn.Module, G: nn.Module, n_classes: int, n_z: int, *, seed: int = 0, lr: float = 0.05, n_iter: int = 1000
+) -> Patterns:
     """Activation maximisation of every class j of ``f1`` from the same ``n_z`` latent seeds
     z ~ N(0, 1) (drawn from ``seed``), all C·n_z ascents at once."""
     nz: int = G.nz  # type: ignore[assignment]  # gan.Generator's latent size
@@ -226,8 +265,9 @@ def dissect(f1: nn.Module, G: nn.Module, n_classes: int, n_z: int, *, seed: int 
     out = activation_maximisation(f1, G, cls, z0.repeat(n_classes, 1), lr=lr, n_iter=n_iter)
     with torch.no_grad(), training.eval_mode(G):
         x0 = G(z0.to(out.x.device))
-    return Patterns(x0.cpu(), out.x.view(n_classes, n_z, *out.x.shape[1:]).cpu(),
-                    out.objective.view(-1, n_classes, n_z))
+    return Patterns(
+        x0.cpu(), out.x.view(n_classes, n_z, *out.x.shape[1:]).cpu(), out.objective.view(-1, n_classes, n_z)
+    )
 
 
 @torch.no_grad()
@@ -290,9 +330,15 @@ def spread(values: np.ndarray, relative: bool = False) -> float:
     return float(np.std(values, ddof=1) / (np.mean(values) if relative else 1.0))
 
 
-def claims(dist: dict[tuple[str, str], np.ndarray], noise_levels: Sequence[float], noise_dist: np.ndarray,
-           curves: dict[str, Curves], n_classes: int, prefix: str = "",
-           reported_only: Sequence[str] = tuple(REPORTED_ONLY)) -> list[Claim]:
+def claims(
+    dist: dict[tuple[str, str], np.ndarray],
+    noise_levels: Sequence[float],
+    noise_dist: np.ndarray,
+    curves: dict[str, Curves],
+    n_classes: int,
+    prefix: str = "",
+    reported_only: Sequence[str] = tuple(REPORTED_ONLY),
+) -> list[Claim]:
     """The claims of Gu & Tresp 2019, from one run.
 
     ``dist[label, kind]``: the per-z-seed Dist ``(n_z,)`` of the pair ``kind`` (``"seed"``,
@@ -309,19 +355,52 @@ def claims(dist: dict[tuple[str, str], np.ndarray], noise_levels: Sequence[float
     sd = {label: max(spread(fitting_time(c.train_acc, c.epochs)), STD_FLOOR) for label, c in curves.items()}
     fig2, fig4, fig5, fig1 = (f"Gu & Tresp 2019 Fig. {i}" for i in (2, 4, 5, 1))
     found = [
-        Claim(f"{pre}n-ways-to-memorize", "random-label pairs are far less alike than true-label pairs, for every pair "
-              f"kind (worst: {worst})", "min over pair kinds of Dist(random) / Dist(true)", ratios[worst], RATIO_MIN,
-              ">=", fig2),
-        Claim(f"{pre}noise-level", "Dist grows with the fraction p of random labels", "Spearman ρ(p, Dist)",
-              float(rho), SPEARMAN_MIN, ">=", fig5),
-        Claim(f"{pre}hunting-random", "on random labels, training starts with a hunting stage (accuracy near chance, "
-              "Ḡ under a tenth of its peak)", "min over seeds of hunting-stage epochs", float(hunt["random"].min()),
-              HUNTING_MIN, ">=", fig1),
-        Claim(f"{pre}no-hunting-true", "on true labels, the model fits directly (no hunting stage)",
-              "max over seeds of hunting-stage epochs", float(hunt["true"].max()), HUNTING_MAX_TRUE, "<=", fig1),
-        Claim(f"{pre}n-paths", "the seeds' fitting times spread more on random labels than on true labels",
-              "std over seeds of the epoch at 50% training accuracy: random / true", sd["random"] / sd["true"],
-              SPREAD_MIN, ">=", fig4),
+        Claim(
+            f"{pre}n-ways-to-memorize",
+            f"random-label pairs are far less alike than true-label pairs, for every pair kind (worst: {worst})",
+            "min over pair kinds of Dist(random) / Dist(true)",
+            ratios[worst],
+            RATIO_MIN,
+            ">=",
+            fig2,
+        ),
+        Claim(
+            f"{pre}noise-level",
+            "Dist grows with the fraction p of random labels",
+            "Spearman ρ(p, Dist)",
+            float(rho),
+            SPEARMAN_MIN,
+            ">=",
+            fig5,
+        ),
+        Claim(
+            f"{pre}hunting-random",
+            "on random labels, training starts with a hunting stage (accuracy near chance, "
+            "Ḡ under a tenth of its peak)",
+            "min over seeds of hunting-stage epochs",
+            float(hunt["random"].min()),
+            HUNTING_MIN,
+            ">=",
+            fig1,
+        ),
+        Claim(
+            f"{pre}no-hunting-true",
+            "on true labels, the model fits directly (no hunting stage)",
+            "max over seeds of hunting-stage epochs",
+            float(hunt["true"].max()),
+            HUNTING_MAX_TRUE,
+            "<=",
+            fig1,
+        ),
+        Claim(
+            f"{pre}n-paths",
+            "the seeds' fitting times spread more on random labels than on true labels",
+            "std over seeds of the epoch at 50% training accuracy: random / true",
+            sd["random"] / sd["true"],
+            SPREAD_MIN,
+            ">=",
+            fig4,
+        ),
     ]
     return [replace(c, asserted=c.id.removeprefix(pre) not in reported_only) for c in found]
 

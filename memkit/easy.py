@@ -40,19 +40,32 @@ def dispersion(correct: torch.Tensor, labels: torch.Tensor | np.ndarray) -> Disp
     k = (~correct.bool()).sum(0).cpu().numpy()
     n_seeds = correct.shape[0]
     labels = np.asarray(labels)
-    return Dispersion(float(k.mean() / n_seeds), metrics.binomial_dispersion_test(k, n_seeds),
-                      metrics.binomial_dispersion_test(k, n_seeds, groups=labels))
+    return Dispersion(
+        float(k.mean() / n_seeds),
+        metrics.binomial_dispersion_test(k, n_seeds),
+        metrics.binomial_dispersion_test(k, n_seeds, groups=labels),
+    )
 
 
 #: The claims' thresholds, fixed before the runs of phase 2: the ratios 5 and 1 and the bound 5 on
 #: randX's dispersion within class are the notebook's since phase 1 (chosen from quick runs over
 #: seeds 0–2), now required of the worst repeat; 0.01 is the usual level of the χ² test.
-THRESHOLDS = {"real-vs-randX": 5.0, "randX-low-dispersion": 5.0, "randX-binomial": 0.01,
-              "randY-above-randX": 1.0, "randY-below-real": 1.0, "cscore": 0.1}
+THRESHOLDS = {
+    "real-vs-randX": 5.0,
+    "randX-low-dispersion": 5.0,
+    "randX-binomial": 0.01,
+    "randY-above-randX": 1.0,
+    "randY-below-real": 1.0,
+    "cscore": 0.1,
+}
 
 
-def claims(repeats: Mapping[data.Kind, Sequence[Dispersion]], prefix: str, asserted: bool = True,
-           cscore_rho: Sequence[float] = ()) -> list[Claim]:
+def claims(
+    repeats: Mapping[data.Kind, Sequence[Dispersion]],
+    prefix: str,
+    asserted: bool = True,
+    cscore_rho: Sequence[float] = (),
+) -> list[Claim]:
     """Notebook 01's claims from R repeats of the experiment per kind (:data:`memkit.data.REAL`,
     ``RANDX``, ``RANDY``; repeat r of each kind from the same base seed), each summarised by the
     worst repeat: real data far more dispersed than randX; randX's dispersion within class small
@@ -66,27 +79,72 @@ def claims(repeats: Mapping[data.Kind, Sequence[Dispersion]], prefix: str, asser
     p_cls = np.array([r.within_class["p_value"] for r in repeats[randx]])
     fig1, t = "Arpit et al. 2017 Fig. 1", THRESHOLDS
     out = [
-        Claim(f"{prefix}-real-vs-randX", "per-example difficulty varies far more on real data than on randX",
-              "min over repeats of D(real) / D(randX)", float((d[real] / d[randx]).min()), t["real-vs-randX"],
-              ">", fig1, asserted),
-        Claim(f"{prefix}-randX-low-dispersion", "randX is close to binomial in scale: its error counts are at most "
-              "5 times as dispersed as binomial ones within a class", "max over repeats of D(randX) within class",
-              float(d_cls.max()), t["randX-low-dispersion"], "<", fig1, asserted),
-        Claim(f"{prefix}-randX-binomial", "randX's error counts are binomial (every noise example equally hard), "
-              "as the paper's reference curve assumes",
-              "min over repeats of the χ² test's p-value, randX within class",
-              float(p_cls.min()), t["randX-binomial"], ">", fig1, False),
-        Claim(f"{prefix}-randY-above-randX", "randY uses some shared patterns: more dispersed than randX",
-              "min over repeats of D(randY) / D(randX)", float((d[randy] / d[randx]).min()),
-              t["randY-above-randX"], ">", fig1, asserted),
-        Claim(f"{prefix}-randY-below-real", "randY is less dispersed than real data",
-              "max over repeats of D(randY) / D(real)", float((d[randy] / d[real]).max()),
-              t["randY-below-real"], "<", fig1, asserted),
+        Claim(
+            f"{prefix}-real-vs-randX",
+            "per-example difficulty varies far more on real data than on randX",
+            "min over repeats of D(real) / D(randX)",
+            float((d[real] / d[randx]).min()),
+            t["real-vs-randX"],
+            ">",
+            fig1,
+            asserted,
+        ),
+        Claim(
+            f"{prefix}-randX-low-dispersion",
+            "randX is close to binomial in scale: its error counts are at most "
+            "5 times as dispersed as binomial ones within a class",
+            "max over repeats of D(randX) within class",
+            float(d_cls.max()),
+            t["randX-low-dispersion"],
+            "<",
+            fig1,
+            asserted,
+        ),
+        Claim(
+            f"{prefix}-randX-binomial",
+            "randX's error counts are binomial (every noise example equally hard), "
+            "as the paper's reference curve assumes",
+            "min over repeats of the χ² test's p-value, randX within class",
+            float(p_cls.min()),
+            t["randX-binomial"],
+            ">",
+            fig1,
+            False,
+        ),
+        Claim(
+            f"{prefix}-randY-above-randX",
+            "randY uses some shared patterns: more dispersed than randX",
+            "min over repeats of D(randY) / D(randX)",
+            float((d[randy] / d[randx]).min()),
+            t["randY-above-randX"],
+            ">",
+            fig1,
+            asserted,
+        ),
+        Claim(
+            f"{prefix}-randY-below-real",
+            "randY is less dispersed than real data",
+            "max over repeats of D(randY) / D(real)",
+            float((d[randy] / d[real]).max()),
+            t["randY-below-real"],
+            "<",
+            fig1,
+            asserted,
+        ),
     ]
     if len(cscore_rho):
-        out.append(Claim(f"{prefix}-cscore", "examples easy for one-epoch MLPs are easy for ResNets (C-score)",
-                         "min over repeats of Spearman rho", float(min(cscore_rho)), t["cscore"], ">",
-                         "Jiang et al. 2021 (C-scores)", asserted))
+        out.append(
+            Claim(
+                f"{prefix}-cscore",
+                "examples easy for one-epoch MLPs are easy for ResNets (C-score)",
+                "min over repeats of Spearman rho",
+                float(min(cscore_rho)),
+                t["cscore"],
+                ">",
+                "Jiang et al. 2021 (C-scores)",
+                asserted,
+            )
+        )
     return out
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Callable, Iterator, Sequence
-
 from typing import cast
 
 import torch
@@ -47,12 +46,19 @@ class Ensemble:
     during an update, so noise layers are off when the ensemble is evaluated).
     """
 
-    def __init__(self, factory: Factory | Sequence[Factory], n_models: int | None = None, seed: int = 0,
-                 device: str | torch.device | None = None) -> None:
+    def __init__(
+        self,
+        factory: Factory | Sequence[Factory],
+        n_models: int | None = None,
+        seed: int = 0,
+        device: str | torch.device | None = None,
+    ) -> None:
         factories = list(factory) if isinstance(factory, Sequence) else None
         if factories is not None and n_models not in (None, len(factories)):
-            raise ValueError(f"n_models={n_models} but {len(factories)} factories: pass n_models=None "
-                             "(one member per factory) or one factory")
+            raise ValueError(
+                f"n_models={n_models} but {len(factories)} factories: pass n_models=None "
+                "(one member per factory) or one factory"
+            )
         n_models = len(factories) if factories is not None else n_models
         if n_models is None or n_models < 1:
             raise ValueError(f"n_models={n_models}: an ensemble needs at least one model")
@@ -63,8 +69,10 @@ class Ensemble:
         try:
             params, buffers = stack_module_state(models)
         except RuntimeError as err:
-            raise ValueError("the factories build models of different shapes; members of one Ensemble "
-                             "differ only in buffers such as dropout rates (build other shapes separately)") from err
+            raise ValueError(
+                "the factories build models of different shapes; members of one Ensemble "
+                "differ only in buffers such as dropout rates (build other shapes separately)"
+            ) from err
         self.params = {k: v.detach().to(self.device).requires_grad_() for k, v in params.items()}
         self.buffers = {k: v.to(self.device) for k, v in buffers.items()}
         self.base = copy.deepcopy(models[0]).to("meta").eval()
@@ -103,8 +111,10 @@ class Ensemble:
         """Logits ``(S, N, K)`` of every member on the same inputs ``x`` ``(N, *input_shape)``."""
         call = torch.vmap(self._call, in_dims=(0, 0, None))
         if self.fast_path and self._fast is not None:
+
             def call(p: dict, b: dict, xb: torch.Tensor) -> torch.Tensor:
                 return self.forward(xb.expand(len(self), *xb.shape))
+
         x = x.to(self.device)
         return torch.cat([call(self.params, self.buffers, xb) for xb in x.split(batch_size)], dim=1)
 
@@ -113,8 +123,9 @@ class Ensemble:
         return self.logits(x, batch_size).argmax(-1)
 
     @torch.no_grad()
-    def correct(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
-                data_index: torch.Tensor | None = None) -> torch.Tensor:
+    def correct(
+        self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024, data_index: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``(S, N)`` bool: whether member ``s`` classifies example ``n`` correctly.
 
         With ``data_index`` (as in :func:`fit`) member ``s`` is scored on data set
@@ -124,11 +135,17 @@ class Ensemble:
         if data_index is None:
             return self.predict(x, batch_size) == y
         rows = data_rows(data_index, len(self), len(x)).to(self.device)[:, 0]  # (S,): one data set each
-        return torch.cat([self.forward(x[rows, i:i + batch_size]).argmax(-1) == y[rows, i:i + batch_size]
-                          for i in range(0, x.shape[1], batch_size)], dim=1)
+        return torch.cat(
+            [
+                self.forward(x[rows, i : i + batch_size]).argmax(-1) == y[rows, i : i + batch_size]
+                for i in range(0, x.shape[1], batch_size)
+            ],
+            dim=1,
+        )
 
-    def accuracy(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
-                 data_index: torch.Tensor | None = None) -> torch.Tensor:
+    def accuracy(
+        self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024, data_index: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``(S,)`` float accuracy of each member on ``(x, y)``, in [0, 1] (``data_index``: see
         :meth:`correct`)."""
         return self.correct(x, y, batch_size, data_index).float().mean(1)
@@ -140,8 +157,14 @@ class Ensemble:
         return model
 
     @torch.no_grad()
-    def _update(self, grads: list[torch.Tensor], lr: float | torch.Tensor, momentum: float,
-                weight_decay: float | torch.Tensor, velocity: dict[str, torch.Tensor] | None) -> None:
+    def _update(
+        self,
+        grads: list[torch.Tensor],
+        lr: float | torch.Tensor,
+        momentum: float,
+        weight_decay: float | torch.Tensor,
+        velocity: dict[str, torch.Tensor] | None,
+    ) -> None:
         """torch.optim.SGD's update of every active member with ``torch._foreach`` ops (one kernel
         launch per op for all parameters); per-member values as ``(S, 1, ...)`` views."""
         names, params = list(self.params), list(self.params.values())
@@ -169,9 +192,18 @@ class Ensemble:
         else:
             torch._foreach_add_(params, grads, alpha=-lr)
 
-    def sgd_step(self, xs: torch.Tensor, ys: torch.Tensor, lr: float | torch.Tensor, *, momentum: float = 0.0,
-                 weight_decay: float | torch.Tensor = 0.0, velocity: dict[str, torch.Tensor] | None = None,
-                 step: int = 0, autocast: bool = False) -> torch.Tensor:
+    def sgd_step(
+        self,
+        xs: torch.Tensor,
+        ys: torch.Tensor,
+        lr: float | torch.Tensor,
+        *,
+        momentum: float = 0.0,
+        weight_decay: float | torch.Tensor = 0.0,
+        velocity: dict[str, torch.Tensor] | None = None,
+        step: int = 0,
+        autocast: bool = False,
+    ) -> torch.Tensor:
         """One SGD update of every active member on its own mini-batch, in training mode.
 
         ``xs``: ``(S, B, *input_shape)``, ``ys``: ``(S, B)``; ``lr`` η and ``weight_decay`` λ: floats
@@ -183,8 +215,10 @@ class Ensemble:
         False) keep their weights. Returns the ``(S,)`` batch losses before the update.
         """
         if momentum and velocity is None:
-            raise ValueError("momentum > 0 needs velocity: pass a dict (empty at the start of a run) that "
-                             "keeps the momentum between the updates of that run")
+            raise ValueError(
+                "momentum > 0 needs velocity: pass a dict (empty at the start of a run) that "
+                "keeps the momentum between the updates of that run"
+            )
         if self.fast_path and self._fast is not None and not (autocast and self.device.type == "cuda"):
             with self.training_mode(step), torch.no_grad():
                 keep: list[torch.Tensor] = []
@@ -194,8 +228,10 @@ class Ensemble:
                 g.scatter_add_(-1, ys[..., None], torch.full_like(g[..., :1], -1.0)).div_(ys.shape[1])
                 grads = list(self._fast.backward(self.params, keep, g).values())
         else:
-            with self.training_mode(step), torch.autocast(self.device.type, dtype=torch.bfloat16,
-                                                           enabled=autocast and self.device.type == "cuda"):
+            with (
+                self.training_mode(step),
+                torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast and self.device.type == "cuda"),
+            ):
                 logits = self.forward(xs)
                 losses = F.cross_entropy(logits.flatten(0, 1), ys.flatten(), reduction="none").view(ys.shape).mean(1)
             grads = list(torch.autograd.grad(losses.sum(), list(self.params.values())))
@@ -207,8 +243,10 @@ def subset_rows(subsets: torch.Tensor, n_models: int, n: int) -> torch.Tensor:
     """``subsets`` checked: ``(S, M)`` int64 indices into ``n`` examples, one row per member."""
     subsets = torch.as_tensor(subsets, dtype=torch.int64)
     if subsets.ndim != 2 or len(subsets) != n_models or subsets.shape[1] < 1:
-        raise ValueError(f"subsets has shape {tuple(subsets.shape)}; it needs one row of example indices per "
-                         f"member, shape ({n_models}, M) with M >= 1")
+        raise ValueError(
+            f"subsets has shape {tuple(subsets.shape)}; it needs one row of example indices per "
+            f"member, shape ({n_models}, M) with M >= 1"
+        )
     if not 0 <= int(subsets.min()) <= int(subsets.max()) < n:
         raise ValueError(f"subsets must index the {n} training examples: every entry in 0..{n - 1}")
     return subsets
@@ -218,8 +256,10 @@ def data_rows(data_index: torch.Tensor, n_models: int, n_sets: int) -> torch.Ten
     """``data_index`` checked and shaped ``(S, 1)`` for indexing ``(D, N, ...)`` data."""
     data_index = torch.as_tensor(data_index, dtype=torch.int64)
     if data_index.shape != (n_models,):
-        raise ValueError(f"data_index has shape {tuple(data_index.shape)}; it needs one data-set index per "
-                         f"member, shape ({n_models},)")
+        raise ValueError(
+            f"data_index has shape {tuple(data_index.shape)}; it needs one data-set index per "
+            f"member, shape ({n_models},)"
+        )
     if len(data_index) and not 0 <= int(data_index.min()) <= int(data_index.max()) < n_sets:
         raise ValueError(f"data_index must lie in 0..{n_sets - 1}: x holds {n_sets} data sets along its first axis")
     return data_index[:, None]
@@ -233,11 +273,19 @@ def _per_member(value: float | tuple[float, ...], factor: float, device: torch.d
     return torch.tensor([v * factor for v in value], dtype=torch.float32, device=device)
 
 
-def fit(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, sgd: SGD, *,
-        callback: Callable[[Ensemble, Step], bool | None] | None = None,
-        hook: Callable[[Ensemble, Step, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
-        progress: bool = False, desc: str | None = None, data_index: torch.Tensor | None = None,
-        subsets: torch.Tensor | None = None) -> Step:
+def fit(
+    ens: Ensemble,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    sgd: SGD,
+    *,
+    callback: Callable[[Ensemble, Step], bool | None] | None = None,
+    hook: Callable[[Ensemble, Step, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
+    progress: bool = False,
+    desc: str | None = None,
+    data_index: torch.Tensor | None = None,
+    subsets: torch.Tensor | None = None,
+) -> Step:
     """Train every member of ``ens`` with ``sgd`` on ``(x, y)`` for up to ``sgd.epochs`` epochs.
 
     Each member visits the ``N`` training examples in its own order every epoch, in mini-batches
@@ -268,8 +316,10 @@ def fit(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, sgd: SGD, *,
     per_epoch = steps_per_epoch(n, sgd.batch_size)
     total = sgd.epochs * per_epoch
     if sgd.n_members not in (None, len(ens)):
-        raise ValueError(f"SGD gives per-member lr/weight_decay for {sgd.n_members} members but the ensemble has "
-                         f"{len(ens)}: give one value per member, or a float for all")
+        raise ValueError(
+            f"SGD gives per-member lr/weight_decay for {sgd.n_members} members but the ensemble has "
+            f"{len(ens)}: give one value per member, or a float for all"
+        )
     decay = _per_member(sgd.weight_decay, 1.0, ens.device)
     gens = [torch.Generator(device=ens.device).manual_seed(s) for s in ens.seeds] if sgd.augment else []
     velocity: dict[str, torch.Tensor] = {}
@@ -290,8 +340,16 @@ def fit(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, sgd: SGD, *,
                 if hook:
                     xb, yb = hook(ens, Step(state.step, state.epoch, False, idx), xb, yb)
                 lr = _per_member(sgd.lr, sgd.lr_factor(state.step, total, per_epoch), ens.device)
-                ens.sgd_step(xb, yb, lr, momentum=sgd.momentum, weight_decay=decay, velocity=velocity,
-                             step=state.step, autocast=sgd.autocast)
+                ens.sgd_step(
+                    xb,
+                    yb,
+                    lr,
+                    momentum=sgd.momentum,
+                    weight_decay=decay,
+                    velocity=velocity,
+                    step=state.step,
+                    autocast=sgd.autocast,
+                )
                 bar.update()
                 last = b == per_epoch - 1
                 state = Step(state.step + 1, epoch + last, last, idx)
@@ -322,15 +380,25 @@ def mlp_plan(base: nn.Module) -> list[tuple[str, str]] | None:
             return None
         if type(m) is nn.Flatten and any(kind == "linear" for kind, _ in plan):
             return None  # a flatten between linear layers: leave it to vmap
-        plan.append(({nn.Flatten: "flatten", nn.Linear: "linear", nn.ReLU: "relu", Dropout: "dropout",
-                      GaussianNoise: "noise"}[type(m)], name))
+        plan.append(
+            (
+                {
+                    nn.Flatten: "flatten",
+                    nn.Linear: "linear",
+                    nn.ReLU: "relu",
+                    Dropout: "dropout",
+                    GaussianNoise: "noise",
+                }[type(m)],
+                name,
+            )
+        )
     return plan if any(kind == "linear" for kind, _ in plan) else None
 
 
 def _noise_bits(key: torch.Tensor, step: int, x: torch.Tensor) -> torch.Tensor:
     """:func:`memkit.models.counter_bits` for every member at once: ``key`` ``(S,)``, ``x`` ``(S, B, ...)``;
     member ``s`` gets exactly the bits its own layer draws for its ``(B, ...)`` input."""
-    wrapped = (step * _GOLDEN + 2 ** 63) % 2 ** 64 - 2 ** 63
+    wrapped = (step * _GOLDEN + 2**63) % 2**64 - 2**63
     state = _mix(key + wrapped).view(-1, *[1] * (x.ndim - 1))
     per_member = x.shape[1:]
     index = torch.arange(1, per_member.numel() + 1, device=x.device, dtype=torch.int64).view(per_member)
@@ -344,8 +412,9 @@ class _FastMLP:
         self.plan, self.base = plan, base
         self.modules = dict(base.named_children())
 
-    def forward(self, params: dict, buffers: dict, xs: torch.Tensor, *, train: bool,
-                keep: list | None = None) -> torch.Tensor:
+    def forward(
+        self, params: dict, buffers: dict, xs: torch.Tensor, *, train: bool, keep: list | None = None
+    ) -> torch.Tensor:
         """Logits ``(S, B, K)``; differentiable by autograd. With ``keep`` (a list), appends what
         :meth:`backward` needs (then call it under ``torch.no_grad``)."""
         h = xs

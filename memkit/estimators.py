@@ -70,8 +70,16 @@ def rbf_gamma(x: np.ndarray) -> float:
     return 1.0 / (x.shape[1] * float(x.var()))
 
 
-def fit_svm(x: torch.Tensor, y: torch.Tensor, *, C: float = 1.0, n_fit: int | None = None,
-            n_components: int | None = None, seed: int = 0, n_jobs: int | None = -1) -> Shallow:
+def fit_svm(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    C: float = 1.0,
+    n_fit: int | None = None,
+    n_components: int | None = None,
+    seed: int = 0,
+    n_jobs: int | None = -1,
+) -> Shallow:
     """M = an SVM with RBF kernel, γ = 1/(d·Var x) (scikit-learn's ``"scale"``) and ``C``.
 
     The paper gives no hyper-parameters; scikit-learn's defaults (C = 1, γ = "scale") on MNIST
@@ -107,21 +115,38 @@ def fit_svm(x: torch.Tensor, y: torch.Tensor, *, C: float = 1.0, n_fit: int | No
         model, method = SVC(C=C, gamma=gamma, cache_size=1000), "exact RBF SVM (libsvm)"
     else:
         if n_components < 1:
-            raise ValueError(f"n_components={n_components}: the Nyström approximation needs at least one "
-                             "landmark; pass None for the exact SVM")
-        model = make_pipeline(Nystroem(gamma=gamma, n_components=min(n_components, len(xs)), random_state=seed),
-                              OneVsRestClassifier(LinearSVC(C=C, random_state=seed), n_jobs=n_jobs))
+            raise ValueError(
+                f"n_components={n_components}: the Nyström approximation needs at least one "
+                "landmark; pass None for the exact SVM"
+            )
+        model = make_pipeline(
+            Nystroem(gamma=gamma, n_components=min(n_components, len(xs)), random_state=seed),
+            OneVsRestClassifier(LinearSVC(C=C, random_state=seed), n_jobs=n_jobs),
+        )
         method = f"Nyström RBF approximation ({min(n_components, len(xs))} components) + linear SVM"
     t0 = time.perf_counter()
     with parallel_config(backend="threading"):  # liblinear releases the GIL: threads, no process start-up
         model.fit(xs, ys)
-    return Shallow("svm", model, len(idx), time.perf_counter() - t0,
-                   {"method": method, "C": C, "gamma": gamma, "n_components": n_components})
+    return Shallow(
+        "svm",
+        model,
+        len(idx),
+        time.perf_counter() - t0,
+        {"method": method, "C": C, "gamma": gamma, "n_components": n_components},
+    )
 
 
-def fit_forest(x: torch.Tensor, y: torch.Tensor, *, chunk: int = 20, tol: float = 0.005,
-               max_trees: int = 500, n_fit: int | None = None, seed: int = 0,
-               n_jobs: int | None = -1) -> Shallow:
+def fit_forest(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    chunk: int = 20,
+    tol: float = 0.005,
+    max_trees: int = 500,
+    n_fit: int | None = None,
+    seed: int = 0,
+    n_jobs: int | None = -1,
+) -> Shallow:
     """M = a random forest (scikit-learn defaults: √d features per split, fully grown trees)
     with early stopping on the number of trees.
 
@@ -139,8 +164,7 @@ def fit_forest(x: torch.Tensor, y: torch.Tensor, *, chunk: int = 20, tol: float 
         raise ValueError(f"chunk={chunk}, max_trees={max_trees}: need 1 <= chunk <= max_trees")
     idx = subsample(len(x), n_fit, seed)
     xs, ys = flatten(x)[idx], y.cpu().numpy()[idx]
-    forest = RandomForestClassifier(n_estimators=0, warm_start=True, oob_score=True,
-                                    random_state=seed, n_jobs=n_jobs)
+    forest = RandomForestClassifier(n_estimators=0, warm_start=True, oob_score=True, random_state=seed, n_jobs=n_jobs)
     history: list[tuple[int, float]] = []
     t0 = time.perf_counter()
     with warnings.catch_warnings():  # a first small chunk leaves a few examples without OOB votes
@@ -150,13 +174,20 @@ def fit_forest(x: torch.Tensor, y: torch.Tensor, *, chunk: int = 20, tol: float 
             history.append((n_trees, float(forest.oob_score_)))
             if len(history) > 1 and history[-1][1] - history[-2][1] < tol:
                 break
-    return Shallow("rf", forest, len(idx), time.perf_counter() - t0,
-                   {"method": f"random forest, early stopping: +{chunk} trees while OOB accuracy rises by >= {tol}",
-                    "n_trees": history[-1][0], "oob": history})
+    return Shallow(
+        "rf",
+        forest,
+        len(idx),
+        time.perf_counter() - t0,
+        {
+            "method": f"random forest, early stopping: +{chunk} trees while OOB accuracy rises by >= {tol}",
+            "n_trees": history[-1][0],
+            "oob": history,
+        },
+    )
 
 
-def fit_shallow(kind: ShallowKind, x: torch.Tensor, y: torch.Tensor, *, seed: int = 0,
-                **options: Any) -> Shallow:
+def fit_shallow(kind: ShallowKind, x: torch.Tensor, y: torch.Tensor, *, seed: int = 0, **options: Any) -> Shallow:
     """Fit M of kind ``"svm"`` (:func:`fit_svm`) or ``"rf"`` (:func:`fit_forest`) with ``options``."""
     fitters: dict[str, Callable[..., Shallow]] = {"svm": fit_svm, "rf": fit_forest}
     if kind not in fitters:

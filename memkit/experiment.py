@@ -75,37 +75,58 @@ class Run:
         ``timings``: seconds per :meth:`timer` name. ``claims``: the claims made so far.
     """
 
-    def __init__(self, notebook: str, settings: dict[str, dict[str, Any]], *, profile: str = "quick",
-                 dataset: str | Sequence[str] | None = None, seed: int = 0,
-                 device: str | torch.device | None = None, overrides: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        notebook: str,
+        settings: dict[str, dict[str, Any]],
+        *,
+        profile: str = "quick",
+        dataset: str | Sequence[str] | None = None,
+        seed: int = 0,
+        device: str | torch.device | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> None:
         if not re.fullmatch(r"[0-9]{2}_\w+", notebook):
-            raise ValueError(f"notebook name {notebook!r} should be the file's name without .ipynb, "
-                             f"e.g. '01_easy_examples'")
+            raise ValueError(
+                f"notebook name {notebook!r} should be the file's name without .ipynb, e.g. '01_easy_examples'"
+            )
         self.notebook = notebook
         self.profile = profiles.resolve_profile(profile)
         if self.profile != profile:
-            print(f"Note: $MEMKIT_PROFILE={self.profile} overrides this notebook's profile={profile!r}; "
-                  f"unset MEMKIT_PROFILE to run the {profile!r} profile.")
+            print(
+                f"Note: $MEMKIT_PROFILE={self.profile} overrides this notebook's profile={profile!r}; "
+                f"unset MEMKIT_PROFILE to run the {profile!r} profile."
+            )
         self.cfg = profiles.settings(self.profile, settings, overrides)
         clash = sorted(set(self.cfg) & set(PARAMETERS))
         if clash:
             raise ValueError(f"setting(s) {', '.join(clash)} share a name with a notebook parameter; rename them")
         if "datasets" not in self.cfg:
-            raise ValueError(f"the {self.profile} settings have no 'datasets': add datasets=[...] (the default "
-                             f"data sets, e.g. ['digits']) to every profile")
+            raise ValueError(
+                f"the {self.profile} settings have no 'datasets': add datasets=[...] (the default "
+                f"data sets, e.g. ['digits']) to every profile"
+            )
         self.datasets = profiles.resolve_datasets(dataset, self.cfg["datasets"])
         self.seed = seed
         self.device = pick_device(device)
         self.precision = precision(self.device)
         figures.style()
-        self.parameters = dict(profile=self.profile, dataset=dataset, seed=seed, device=str(self.device),
-                               overrides=overrides or {}, **self.cfg)
+        self.parameters = dict(
+            profile=self.profile,
+            dataset=dataset,
+            seed=seed,
+            device=str(self.device),
+            overrides=overrides or {},
+            **self.cfg,
+        )
         self.timings: dict[str, float] = {}
         self.claims: list[results.Claim] = []
         self._arrays: dict[str, np.ndarray] = {}
         self._timed_s, self._depth = 0.0, 0
-        print(f"{notebook}: profile={self.profile} datasets={self.datasets} seed={seed} device={self.device} "
-              f"({self.precision})\nsettings: {self.cfg}")
+        print(
+            f"{notebook}: profile={self.profile} datasets={self.datasets} seed={seed} device={self.device} "
+            f"({self.precision})\nsettings: {self.cfg}"
+        )
 
     # ------------------------------------------------------------------------------------ timing
 
@@ -160,12 +181,16 @@ class Run:
         for name, value in arrays.items():
             full = f"{key}/{name}"
             if full in self._arrays:
-                raise ValueError(f"array {full!r} was already saved in this run; give each array its own key "
-                                 f"or name (e.g. add the kind's key: Kind.key)")
+                raise ValueError(
+                    f"array {full!r} was already saved in this run; give each array its own key "
+                    f"or name (e.g. add the kind's key: Kind.key)"
+                )
             a = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
             if a.dtype.kind not in "biufcUS":
-                raise ValueError(f"array {full!r} has dtype {a.dtype}; save numbers, bools or strings "
-                                 f"(convert objects to one of them)")
+                raise ValueError(
+                    f"array {full!r} has dtype {a.dtype}; save numbers, bools or strings "
+                    f"(convert objects to one of them)"
+                )
             self._arrays[full] = a
 
     def _models_path(self, name: str, notebook: str | None = None) -> Path:
@@ -188,8 +213,10 @@ class Run:
         elif isinstance(models, Sequence) and models and all(isinstance(m, nn.Module) for m in models):
             states = [m.state_dict() for m in models]
         else:
-            raise TypeError(f"cannot save {type(models).__name__}: pass trained seeds (with state_dicts()), "
-                            f"an nn.Module or a list of them")
+            raise TypeError(
+                f"cannot save {type(models).__name__}: pass trained seeds (with state_dicts()), "
+                f"an nn.Module or a list of them"
+            )
         cpu = [{k: v.detach().cpu() for k, v in s.items()} for s in states]
         buffer = io.BytesIO()
         torch.save(cpu, buffer)
@@ -200,14 +227,25 @@ class Run:
         on the CPU. Rebuild a model with ``m = factory(); m.load_state_dict(states[s])``."""
         path = self._models_path(name, notebook)
         if not path.exists():
-            raise FileNotFoundError(f"no saved models at {path}: run {notebook or self.notebook} in the "
-                                    f"{self.profile} profile first (it calls save_models({name!r}, ...))")
+            raise FileNotFoundError(
+                f"no saved models at {path}: run {notebook or self.notebook} in the "
+                f"{self.profile} profile first (it calls save_models({name!r}, ...))"
+            )
         return torch.load(path, map_location="cpu", weights_only=True)
 
     # ------------------------------------------------------------------------------------ claims
 
-    def claim(self, id: str, statement: str, metric: str, value: float, threshold: float, op: str = ">",
-              figure: str = "", asserted: bool = True) -> results.Claim:
+    def claim(
+        self,
+        id: str,
+        statement: str,
+        metric: str,
+        value: float,
+        threshold: float,
+        op: str = ">",
+        figure: str = "",
+        asserted: bool = True,
+    ) -> results.Claim:
         """Record the claim ``value <op> threshold`` (:class:`memkit.results.Claim`) and return it.
         ``asserted=False``: reported in the table and the JSON but never fails the notebook."""
         return self.record([results.Claim(id, statement, metric, value, threshold, op, figure, asserted)])[0]
@@ -218,8 +256,10 @@ class Run:
         claims = list(claims)
         for c in claims:
             if any(d.id == c.id for d in self.claims):
-                raise ValueError(f"claim id {c.id!r} is already used in this run; give each claim its own id "
-                                 f"(e.g. prefix the data set's name)")
+                raise ValueError(
+                    f"claim id {c.id!r} is already used in this run; give each claim its own id "
+                    f"(e.g. prefix the data set's name)"
+                )
             self.claims.append(c)
         return claims
 
@@ -235,8 +275,9 @@ class Run:
         and the saved arrays, show the claim table, then assert the asserted claims in the ``test``
         and ``quick`` profiles (:func:`memkit.results.check`). Returns the JSON's path."""
         timings = {**self.timings, "total_s": self._timed_s}
-        path = results.write_result(self.notebook, self.profile, self.parameters, self.claims, timings,
-                                    self.device, extra)
+        path = results.write_result(
+            self.notebook, self.profile, self.parameters, self.claims, timings, self.device, extra
+        )
         npz = results.result_path(self.profile, self.notebook, ".npz")
         if self._arrays:
             results.atomic_write(npz, lambda tmp: _savez(tmp, self._arrays))

@@ -37,8 +37,7 @@ def kind_color(kind: Kind | str) -> tuple[float, float, float]:
     return tuple(float(c) for c in 1 - mix * (1 - base))  # type: ignore[return-value]
 
 
-def band(ax: plt.Axes, x: Any, values: Any, color: Any, label: str | None = None, ls: str = "-",
-         **line: Any) -> None:
+def band(ax: plt.Axes, x: Any, values: Any, color: Any, label: str | None = None, ls: str = "-", **line: Any) -> None:
     """Mean over seeds as a line and the band from the lowest to the highest seed.
 
     ``x``: ``(T,)``; ``values``: ``(S, T)``, seed s at point t (numpy or torch); non-finite values
@@ -61,19 +60,22 @@ def epoch_axis(ax: plt.Axes, last: float) -> None:
     round ticks (0, 1, 2, 5, 10, 20, 50, ...)."""
     ax.set_xscale("symlog", linthresh=1)
     ax.set_xlim(0, last * 1.08)
-    ticks = [0] + [m * 10 ** e for e in range(int(np.log10(max(last, 1))) + 1) for m in (1, 2, 5)]
+    ticks = [0] + [m * 10**e for e in range(int(np.log10(max(last, 1))) + 1) for m in (1, 2, 5)]
     ax.set_xticks([t for t in ticks if t <= last])
     ax.xaxis.set_major_formatter(plt.ScalarFormatter())
     ax.set_xlabel("epoch")
 
 
-def save_figure(fig: plt.Figure, name: str, profile: str, formats: tuple[str, ...] = ("png",),
-                dpi: int = 150) -> list[Path]:
+def save_figure(
+    fig: plt.Figure, name: str, profile: str, formats: tuple[str, ...] = ("png",), dpi: int = 150
+) -> list[Path]:
     """Save ``fig`` as ``figures/<profile>/<name>.<fmt>`` for each format, atomically (a
     temporary file renamed into place), and return the paths."""
     out = project_root() / "figures" / profile
-    return [atomic_write(out / f"{name}.{fmt}", partial(fig.savefig, format=fmt, dpi=dpi, bbox_inches="tight"))
-            for fmt in formats]
+    return [
+        atomic_write(out / f"{name}.{fmt}", partial(fig.savefig, format=fmt, dpi=dpi, bbox_inches="tight"))
+        for fmt in formats
+    ]
 
 
 def show_example(ax: plt.Axes, x: torch.Tensor | np.ndarray, title: str = "") -> None:

@@ -125,8 +125,18 @@ def latents(n: int, nz: int, seed: int) -> torch.Tensor:
     return torch.randn(n, nz, generator=torch.Generator().manual_seed(seed))
 
 
-def train_gan(x: torch.Tensor, *, epochs: int, batch_size: int = 128, lr: float = 2e-4, seed: int = 0,
-              nz: int = 100, ngf: int = 64, ndf: int = 64, device: str | torch.device | None = None) -> GAN:
+def train_gan(
+    x: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int = 128,
+    lr: float = 2e-4,
+    seed: int = 0,
+    nz: int = 100,
+    ngf: int = 64,
+    ndf: int = 64,
+    device: str | torch.device | None = None,
+) -> GAN:
     """Train a DCGAN on images ``x`` ``(N, C, H, W)`` with Radford et al.'s recipe: Adam (``lr``,
     β = (0.5, 0.999)), the non-saturating loss, one D step then one G step per mini-batch.
 
@@ -157,8 +167,9 @@ def train_gan(x: torch.Tensor, *, epochs: int, batch_size: int = 128, lr: float 
             z = torch.randn(len(idx), nz, generator=gen).to(device)
             fake = G(z)
             out_real, out_fake = D(real), D(fake.detach())
-            ld = (F.binary_cross_entropy_with_logits(out_real, torch.ones_like(out_real))
-                  + F.binary_cross_entropy_with_logits(out_fake, torch.zeros_like(out_fake)))
+            ld = F.binary_cross_entropy_with_logits(
+                out_real, torch.ones_like(out_real)
+            ) + F.binary_cross_entropy_with_logits(out_fake, torch.zeros_like(out_fake))
             opt_d.zero_grad()
             ld.backward()
             opt_d.step()
@@ -173,15 +184,29 @@ def train_gan(x: torch.Tensor, *, epochs: int, batch_size: int = 128, lr: float 
         history["loss_g"].append(loss_g)
         history["fake_acc"].append(fake_acc)
     G.eval(), D.eval()
-    train = dict(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, nz=nz, ngf=ngf, ndf=ndf, n_train=len(x),
-                 seconds=time.perf_counter() - t0)
+    train = dict(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        nz=nz,
+        ngf=ngf,
+        ndf=ndf,
+        n_train=len(x),
+        seconds=time.perf_counter() - t0,
+    )
     return GAN(G, D, cfg, train, history)
 
 
 def save_gan(gan: GAN, path: str | Path) -> Path:
     """Save ``gan`` (weights, configuration, how it was trained, history) to ``path`` atomically."""
-    doc = {"config": asdict(gan.config), "train": gan.train, "history": gan.history,
-           "G": gan.G.state_dict(), "D": gan.D.state_dict()}
+    doc = {
+        "config": asdict(gan.config),
+        "train": gan.train,
+        "history": gan.history,
+        "G": gan.G.state_dict(),
+        "D": gan.D.state_dict(),
+    }
     return atomic_write(path, lambda tmp: torch.save(doc, tmp))
 
 
@@ -196,8 +221,9 @@ def load_gan(path: str | Path, device: str | torch.device | None = None) -> GAN:
     return GAN(G.to(device).eval(), D.to(device).eval(), cfg, doc["train"], doc["history"])
 
 
-def cached_gan(path: str | Path, x: torch.Tensor, *, retrain: bool = False,
-               device: str | torch.device | None = None, **train: Any) -> tuple[GAN, bool]:
+def cached_gan(
+    path: str | Path, x: torch.Tensor, *, retrain: bool = False, device: str | torch.device | None = None, **train: Any
+) -> tuple[GAN, bool]:
     """The GAN saved at ``path`` if it exists, was trained with the same settings ``train`` (the
     keyword arguments of :func:`train_gan`) on as many examples, and ``retrain`` is False; else a
     GAN trained now and saved there. Returns ``(gan, loaded)``."""

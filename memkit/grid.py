@@ -86,11 +86,15 @@ def done(job: Job, root: Path, profile: str) -> bool:
     except (OSError, ValueError):
         return False
     defaults = notebook_parameters(job.nb)
-    return all(recorded[k] == job.params.get(k, defaults.get(k)) for k in ("seed", "dataset", "overrides")
-               if k in recorded and (k in job.params or k in defaults))
+    return all(
+        recorded[k] == job.params.get(k, defaults.get(k))
+        for k in ("seed", "dataset", "overrides")
+        if k in recorded and (k in job.params or k in defaults)
+    )
 
 
 # --- results over seeds ---------------------------------------------------------------------------
+
 
 def groups(folder: Path, stem: str, skip: set[str]) -> dict[str, list[Path]]:
     """The result files of notebook ``stem`` in ``folder`` (run names in ``skip`` left out), by run
@@ -99,8 +103,9 @@ def groups(folder: Path, stem: str, skip: set[str]) -> dict[str, list[Path]]:
     paths = [p for p in folder.glob(f"{stem}*.json") if p.stem == stem or p.stem.startswith(f"{stem}.")]
     for path in sorted(paths, key=lambda p: (SEED.sub("", p.stem), seed_of(p.stem) or 0)):
         if path.stem not in skip:
-            found.setdefault(SEED.sub("", path.stem) + (" · seeds" if seed_of(path.stem) is not None else ""),
-                             []).append(path)
+            found.setdefault(
+                SEED.sub("", path.stem) + (" · seeds" if seed_of(path.stem) is not None else ""), []
+            ).append(path)
     return found
 
 
@@ -125,7 +130,16 @@ def over_seeds(name: str, docs: list[dict[str, Any]]) -> list[list[str]]:
         envs = [d.get("environment", {}) for d in docs]
         where = {f"{e.get('device', '')} {e.get('device_name', '')}".strip() for e in envs}
         t = sum(float(d.get("timings", {}).get("total_s", 0) or 0) for d in docs)
-        rows.append([f"{name} (seeds {seeds})", f"{c['statement']} (`{cid}`)", f"{c['metric']} = {values}",
-                     f"{c.get('op', '')} {c['threshold']:.4g}", mark, c.get("figure", ""), ", ".join(sorted(where)),
-                     f"{t:.4g}"])
+        rows.append(
+            [
+                f"{name} (seeds {seeds})",
+                f"{c['statement']} (`{cid}`)",
+                f"{c['metric']} = {values}",
+                f"{c.get('op', '')} {c['threshold']:.4g}",
+                mark,
+                c.get("figure", ""),
+                ", ".join(sorted(where)),
+                f"{t:.4g}",
+            ]
+        )
     return rows

@@ -25,8 +25,7 @@ def misclassification_rate(correct: torch.Tensor) -> torch.Tensor:
     return (~correct.bool()).float().mean(0)
 
 
-def _pooled(k: np.ndarray | torch.Tensor, n_seeds: int,
-            groups: np.ndarray | torch.Tensor | None) -> tuple[float, int]:
+def _pooled(k: np.ndarray | torch.Tensor, n_seeds: int, groups: np.ndarray | torch.Tensor | None) -> tuple[float, int]:
     """X² = Σ_g Σ_{n∈g} (k_n − S·p̄_g)² / (S·p̄_g·(1 − p̄_g)) and its degrees of freedom N − G."""
     k = np.asarray(k, dtype=float)
     g = np.zeros(len(k), dtype=int) if groups is None else np.asarray(groups)
@@ -42,8 +41,9 @@ def _pooled(k: np.ndarray | torch.Tensor, n_seeds: int,
     return x2, dof
 
 
-def dispersion_index(k: np.ndarray | torch.Tensor, n_seeds: int,
-                     groups: np.ndarray | torch.Tensor | None = None) -> float:
+def dispersion_index(
+    k: np.ndarray | torch.Tensor, n_seeds: int, groups: np.ndarray | torch.Tensor | None = None
+) -> float:
     """Dispersion index D = Var(k) / (S·p̄·(1 − p̄)), p̄ = mean(k)/S.
 
     ``k``: ``(N,)`` per-example error counts out of S = ``n_seeds``. D ≈ 1 when the counts are
@@ -56,8 +56,9 @@ def dispersion_index(k: np.ndarray | torch.Tensor, n_seeds: int,
     return x2 / dof if dof > 0 else float("nan")
 
 
-def binomial_dispersion_test(k: np.ndarray | torch.Tensor, n_seeds: int,
-                             groups: np.ndarray | torch.Tensor | None = None) -> dict[str, float]:
+def binomial_dispersion_test(
+    k: np.ndarray | torch.Tensor, n_seeds: int, groups: np.ndarray | torch.Tensor | None = None
+) -> dict[str, float]:
     """Goodness of fit of the counts ``k`` to Binomial(S, p̄): the binomial dispersion test.
 
     X² = Σ_n (k_n − S·p̄)² / (S·p̄·(1 − p̄)) = (N − 1)·D is χ²-distributed with N − 1 degrees of
@@ -74,7 +75,7 @@ def binomial_quantiles(n_examples: int, n_seeds: int, p: float) -> np.ndarray:
     """The sorted curve Binomial(S, p) noise would give: the ``(i + ½)/N`` quantiles of
     Binomial(S, p)/S for i = 0..N−1, ascending (the reference line of Fig. 1)."""
     q = (np.arange(n_examples) + 0.5) / n_examples
-    return stats.binom.ppf(q, n_models, p) / n_models
+    return stats.binom.ppf(q, n_seeds, p) / n_seeds
 
 
 def mantel_haenszel_risk_ratio(a: torch.Tensor, n1: torch.Tensor, b: torch.Tensor, n0: torch.Tensor) -> torch.Tensor:
@@ -107,9 +108,6 @@ def permute_within_groups(x: torch.Tensor, groups: torch.Tensor, n_perm: int, se
     out = torch.empty(n_perm, len(x), dtype=x.dtype)
     out[:, base] = x.cpu()[keys.argsort(-1)]  # the k-th position of a group gets a random member's value
     return out
-
-
-    return stats.binom.ppf(q, n_seeds, p) / n_seeds
 
 
 def gini(values: torch.Tensor | np.ndarray, dim: int = -1) -> torch.Tensor:

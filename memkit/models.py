@@ -62,14 +62,14 @@ def counter_bits(key: torch.Tensor, step: int, like: torch.Tensor) -> torch.Tens
     ``key``: a 0-d int64 tensor; ``step``: the training step; ``like``: ``(B, ...)``, the layer's
     input. The same numbers in a plain module and per member under ``torch.vmap``.
     """
-    state = _mix(key + ((step * _GOLDEN + 2 ** 63) % 2 ** 64 - 2 ** 63))  # step·golden, wrapped to int64
+    state = _mix(key + ((step * _GOLDEN + 2**63) % 2**64 - 2**63))  # step·golden, wrapped to int64
     index = torch.arange(1, like.numel() + 1, device=like.device, dtype=torch.int64).view(like.shape)
     return _mix(state + index * _GOLDEN)
 
 
 def uniform(bits: torch.Tensor, shift: int = 40) -> torch.Tensor:
     """Uniform numbers in (0, 1) (float32, 24 bits) from bits ``shift``..``shift + 23`` of ``bits``."""
-    return ((_shr(bits, shift) & 0xFFFFFF).float() + 0.5) * 2.0 ** -24
+    return ((_shr(bits, shift) & 0xFFFFFF).float() + 0.5) * 2.0**-24
 
 
 def normal(bits: torch.Tensor) -> torch.Tensor:
@@ -90,7 +90,7 @@ class _Noise(nn.Module):
         if not 0.0 <= rate < high:
             raise ValueError(f"{name}={rate} must lie in [0, {high:g}); 0 disables the layer")
         self.register_buffer("rate", torch.tensor(float(rate)))
-        self.register_buffer("key", torch.randint(-2 ** 63, 2 ** 63 - 1, (), dtype=torch.int64))
+        self.register_buffer("key", torch.randint(-(2**63), 2**63 - 1, (), dtype=torch.int64))
         self.step = 0
 
     def extra_repr(self) -> str:
@@ -140,8 +140,11 @@ def needs_loop(model: nn.Module | Callable[[], nn.Module]) -> bool:
     if not isinstance(model, nn.Module):
         with torch.device("meta"):
             model = model()
-    return any(isinstance(m, nn.modules.dropout._DropoutNd) or
-               (not isinstance(m, _Noise) and any(True for _ in m.buffers(recurse=False))) for m in model.modules())
+    return any(
+        isinstance(m, nn.modules.dropout._DropoutNd)
+        or (not isinstance(m, _Noise) and any(True for _ in m.buffers(recurse=False)))
+        for m in model.modules()
+    )
 
 
 def _noise(sigma: float, p: float) -> list[nn.Module]:
@@ -149,8 +152,16 @@ def _noise(sigma: float, p: float) -> list[nn.Module]:
     return ([GaussianNoise(sigma)] if sigma else []) + ([Dropout(p)] if p else [])
 
 
-def mlp(input_shape: Sequence[int], widths: Sequence[int], n_classes: int, *, dropout: float = 0.0,
-        input_dropout: float = 0.0, input_noise: float = 0.0, hidden_noise: float = 0.0) -> nn.Sequential:
+def mlp(
+    input_shape: Sequence[int],
+    widths: Sequence[int],
+    n_classes: int,
+    *,
+    dropout: float = 0.0,
+    input_dropout: float = 0.0,
+    input_noise: float = 0.0,
+    hidden_noise: float = 0.0,
+) -> nn.Sequential:
     """A ReLU MLP: flatten → [Linear(w) → ReLU] for each width in ``widths`` → Linear(K).
 
     Options (0: no layer, so the model and its initialisation are those without the option):
@@ -167,9 +178,18 @@ def mlp(input_shape: Sequence[int], widths: Sequence[int], n_classes: int, *, dr
     return nn.Sequential(*layers)
 
 
-def cnn(input_shape: Sequence[int], n_classes: int, channels: Sequence[int] = (32, 64),
-        hidden: int = 128, kernel_size: int = 3, *, dropout: float = 0.0, input_dropout: float = 0.0,
-        input_noise: float = 0.0, hidden_noise: float = 0.0) -> nn.Sequential:
+def cnn(
+    input_shape: Sequence[int],
+    n_classes: int,
+    channels: Sequence[int] = (32, 64),
+    hidden: int = 128,
+    kernel_size: int = 3,
+    *,
+    dropout: float = 0.0,
+    input_dropout: float = 0.0,
+    input_noise: float = 0.0,
+    hidden_noise: float = 0.0,
+) -> nn.Sequential:
     """A small CNN: [Conv(c, k, same padding) → ReLU → MaxPool(2)] per entry of ``channels``,
     then Dense(hidden) → ReLU → Dense(K). Conv1d for ``(C, L)`` inputs, Conv2d for ``(C, H, W)``.
 
@@ -184,8 +204,13 @@ def cnn(input_shape: Sequence[int], n_classes: int, channels: Sequence[int] = (3
         layers += [conv(c_in, c, kernel_size, padding=kernel_size // 2), nn.ReLU(), pool(2)]
         c_in = c
         spatial = [s // 2 for s in spatial]
-    layers += [nn.Flatten(), nn.Linear(c_in * int(np.prod(spatial)), hidden), nn.ReLU(),
-               *_noise(hidden_noise, dropout), nn.Linear(hidden, n_classes)]
+    layers += [
+        nn.Flatten(),
+        nn.Linear(c_in * int(np.prod(spatial)), hidden),
+        nn.ReLU(),
+        *_noise(hidden_noise, dropout),
+        nn.Linear(hidden, n_classes),
+    ]
     return nn.Sequential(*layers)
 
 
@@ -198,7 +223,7 @@ class Crop(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = self.pixels
-        return x[..., p:x.shape[-2] - p, p:x.shape[-1] - p]
+        return x[..., p : x.shape[-2] - p, p : x.shape[-1] - p]
 
 
 def paper_cnn(input_shape: Sequence[int], n_classes: int, channels: int = 200) -> nn.Sequential:
@@ -213,16 +238,28 @@ def paper_cnn(input_shape: Sequence[int], n_classes: int, channels: int = 200) -
     """
     features = nn.Sequential(
         Crop(2),
-        nn.Conv2d(input_shape[0], channels, 5), nn.BatchNorm2d(channels), nn.ReLU(), nn.MaxPool2d(3),
-        nn.Conv2d(channels, channels, 5), nn.BatchNorm2d(channels), nn.ReLU(), nn.MaxPool2d(3),
-        nn.Flatten())
+        nn.Conv2d(input_shape[0], channels, 5),
+        nn.BatchNorm2d(channels),
+        nn.ReLU(),
+        nn.MaxPool2d(3),
+        nn.Conv2d(channels, channels, 5),
+        nn.BatchNorm2d(channels),
+        nn.ReLU(),
+        nn.MaxPool2d(3),
+        nn.Flatten(),
+    )
     side = lambda s: ((s - 4 - 4) // 3 - 4) // 3  # noqa: E731 - crop, conv, pool, conv, pool
     n_features = channels * side(input_shape[1]) * side(input_shape[2])
     return nn.Sequential(
         features,
-        nn.Linear(n_features, 384), nn.BatchNorm1d(384), nn.ReLU(),
-        nn.Linear(384, 192), nn.BatchNorm1d(192), nn.ReLU(),
-        nn.Linear(192, n_classes))
+        nn.Linear(n_features, 384),
+        nn.BatchNorm1d(384),
+        nn.ReLU(),
+        nn.Linear(384, 192),
+        nn.BatchNorm1d(192),
+        nn.ReLU(),
+        nn.Linear(192, n_classes),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,8 +269,15 @@ def paper_cnn(input_shape: Sequence[int], n_classes: int, channels: int = 200) -
 #: Each architecture's builder, called as ``builder(input_shape=..., n_classes=..., **options)``; its other
 #: keyword parameters are the architecture's options.
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {
-    "mlp": mlp, "cnn": cnn, "paper_cnn": paper_cnn, "vgg11": archs.vgg11, "vgg13": archs.vgg13,
-    "resnet32": archs.resnet32, "densenet121": archs.densenet121_32, "resnet101": archs.resnet101_32}
+    "mlp": mlp,
+    "cnn": cnn,
+    "paper_cnn": paper_cnn,
+    "vgg11": archs.vgg11,
+    "vgg13": archs.vgg13,
+    "resnet32": archs.resnet32,
+    "densenet121": archs.densenet121_32,
+    "resnet101": archs.resnet101_32,
+}
 
 #: The architectures :func:`build` knows.
 ARCHS: tuple[str, ...] = tuple(_BUILDERS)
@@ -241,8 +285,12 @@ ARCHS: tuple[str, ...] = tuple(_BUILDERS)
 #: Image architectures: the smallest height and width each takes, and why.
 _MIN_SIDE: dict[str, tuple[int, str]] = {
     "paper_cnn": (29, "it crops 2 pixels, then convolves 5×5 and max-pools 3×3 twice"),
-    "vgg11": (32, "five 2×2 max-pools"), "vgg13": (32, "five 2×2 max-pools"), "resnet32": (1, "any size"),
-    "densenet121": (8, "three 2×2 average pools"), "resnet101": (1, "any size")}
+    "vgg11": (32, "five 2×2 max-pools"),
+    "vgg13": (32, "five 2×2 max-pools"),
+    "resnet32": (1, "any size"),
+    "densenet121": (8, "three 2×2 average pools"),
+    "resnet101": (1, "any size"),
+}
 
 
 def _check_options(arch: str, options: dict[str, Any]) -> None:
@@ -263,16 +311,20 @@ def _check_input(arch: str, shape: tuple[int, ...], n_classes: int) -> None:
     if n_classes < 1:
         raise ValueError(f"n_classes={n_classes} must be at least 1 (the number of logits)")
     if arch == "cnn" and len(shape) not in (2, 3):
-        raise ValueError(f"cnn takes sequences (C, L) or images (C, H, W); got input shape {shape}: "
-                         "use 'mlp' for other inputs")
+        raise ValueError(
+            f"cnn takes sequences (C, L) or images (C, H, W); got input shape {shape}: use 'mlp' for other inputs"
+        )
     if arch in _MIN_SIDE:
         side, why = _MIN_SIDE[arch]
         if len(shape) != 3:
-            raise ValueError(f"{arch} takes images (C, H, W); got input shape {shape}: "
-                             "use 'mlp' or 'cnn' for other inputs")
+            raise ValueError(
+                f"{arch} takes images (C, H, W); got input shape {shape}: use 'mlp' or 'cnn' for other inputs"
+            )
         if min(shape[1:]) < side:
-            raise ValueError(f"{arch} needs images of at least {side}×{side} ({why}); got {shape[1]}×{shape[2]}: "
-                             "pad them, or use 'cnn' or 'resnet32' for small images")
+            raise ValueError(
+                f"{arch} needs images of at least {side}×{side} ({why}); got {shape[1]}×{shape[2]}: "
+                "pad them, or use 'cnn' or 'resnet32' for small images"
+            )
 
 
 def factory(arch: str, input_shape: Sequence[int], n_classes: int, **options: Any) -> Factory:

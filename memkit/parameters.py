@@ -24,6 +24,7 @@ class ParameterError(ValueError):
 
 # --- reading a notebook's parameters and settings, without running it ------------------------
 
+
 class _Unknown:
     """A value that is not a literal in the notebook's source: its type is not checked."""
 
@@ -49,8 +50,13 @@ def _parse(source: str) -> ast.Module | None:
 
 def _literal(node: ast.AST) -> Any:
     """The value of a literal, of ``dict(a=..., ...)`` (recursively), else :data:`UNKNOWN`."""
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict" \
-            and not node.args and all(k.arg for k in node.keywords):
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "dict"
+        and not node.args
+        and all(k.arg for k in node.keywords)
+    ):
         return {k.arg: _literal(k.value) for k in node.keywords}
     try:
         return ast.literal_eval(node)
@@ -87,8 +93,11 @@ def _table(node: ast.Dict) -> dict[str, dict[str, Any]] | None:
 
 def _settings_node(node: ast.AST) -> ast.Dict | None:
     """The table literal of ``SETTINGS = {...}`` or of a ``settings(profile, {...}, overrides)`` call."""
-    if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict) \
-            and any(isinstance(t, ast.Name) and t.id == "SETTINGS" for t in node.targets):
+    if (
+        isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Dict)
+        and any(isinstance(t, ast.Name) and t.id == "SETTINGS" for t in node.targets)
+    ):
         return node.value
     if isinstance(node, ast.Call) and len(node.args) >= 2 and isinstance(node.args[1], ast.Dict):
         f = node.func
@@ -112,6 +121,7 @@ def notebook_settings(nb: Path) -> dict[str, dict[str, Any]] | None:
 
 
 # --- checking parameters -----------------------------------------------------------------------
+
 
 def _kind(default: Any) -> str:
     """What a value must be to replace ``default``, in words."""
@@ -158,8 +168,10 @@ def parse_value(name: str, text: str, default: Any) -> Any:
     except json.JSONDecodeError as err:
         if default is None or default is UNKNOWN:
             return text
-        raise ParameterError(f"-p {name} {text!r}: not valid JSON ({err}); {name} must be {_kind(default)} "
-                             f"(the notebook's default is {json.dumps(default)})") from None
+        raise ParameterError(
+            f"-p {name} {text!r}: not valid JSON ({err}); {name} must be {_kind(default)} "
+            f"(the notebook's default is {json.dumps(default)})"
+        ) from None
 
 
 def check_parameters(params: dict[str, Any], nbs: list[Path], profile: str) -> dict[str, Any]:
@@ -171,29 +183,37 @@ def check_parameters(params: dict[str, Any], nbs: list[Path], profile: str) -> d
     from memkit.device import pick_device
 
     if "profile" in params:
-        raise ParameterError(f"-p profile {params['profile']!r}: the profile is not a -p parameter here; "
-                             f"use --profile {{{','.join(PROFILES)}}}")
+        raise ParameterError(
+            f"-p profile {params['profile']!r}: the profile is not a -p parameter here; "
+            f"use --profile {{{','.join(PROFILES)}}}"
+        )
     for nb in nbs:
         defaults = notebook_parameters(nb)
         allowed = ", ".join(n for n in defaults if n != "profile") or "none"
         for name, value in params.items():
             if name not in defaults:
-                raise ParameterError(f"-p {name} {json.dumps(value)}: {nb.stem} has no parameter {name!r}; "
-                                     f"its parameters are: {allowed} (and the profile, from --profile)")
+                raise ParameterError(
+                    f"-p {name} {json.dumps(value)}: {nb.stem} has no parameter {name!r}; "
+                    f"its parameters are: {allowed} (and the profile, from --profile)"
+                )
             if name in GRID and isinstance(value, list):  # a grid: one run per value (memkit.grid)
                 _check_grid(name, value, defaults[name], nb)
             elif not _fits(value, defaults[name]):
-                raise ParameterError(f"-p {name} {json.dumps(value)}: {name} must be {_kind(defaults[name])} "
-                                     f"(the default in {nb.stem} is {json.dumps(defaults[name])})")
+                raise ParameterError(
+                    f"-p {name} {json.dumps(value)}: {name} must be {_kind(defaults[name])} "
+                    f"(the default in {nb.stem} is {json.dumps(defaults[name])})"
+                )
         if "overrides" in params:
             _check_overrides(params["overrides"], nb, profile)
     if params.get("dataset") is not None:
         names = [params["dataset"]] if isinstance(params["dataset"], str) else params["dataset"]
         bad = [n for n in names if not isinstance(n, str) or n not in DATASETS] if isinstance(names, list) else [names]
         if bad or not names:
-            raise ParameterError(f"-p dataset {json.dumps(params['dataset'])}: unknown data set "
-                                 f"{', '.join(map(repr, bad)) or '(empty list)'}; use null (each notebook's default), "
-                                 f"one name or a JSON list of names of: {', '.join(DATASETS)}")
+            raise ParameterError(
+                f"-p dataset {json.dumps(params['dataset'])}: unknown data set "
+                f"{', '.join(map(repr, bad)) or '(empty list)'}; use null (each notebook's default), "
+                f"one name or a JSON list of names of: {', '.join(DATASETS)}"
+            )
     if params.get("device") is not None:
         try:
             pick_device(params["device"])
@@ -208,19 +228,25 @@ GRID = ("seed", "dataset")
 
 def _check_grid(name: str, values: list[Any], default: Any, nb: Path) -> None:
     if not values or len({json.dumps(v) for v in values}) < len(values):
-        raise ParameterError(f"-p {name} {json.dumps(values)}: a list of {name}s must be non-empty and without "
-                             "repeats (each value is its own run)")
+        raise ParameterError(
+            f"-p {name} {json.dumps(values)}: a list of {name}s must be non-empty and without "
+            "repeats (each value is its own run)"
+        )
     bad = [v for v in values if not _fits(v, default)]
     if bad:
-        raise ParameterError(f"-p {name} {json.dumps(values)}: each {name} in the list must be "
-                             f"{_kind(default)} "
-                             f"(the default in {nb.stem} is {json.dumps(default)}), not {json.dumps(bad[0])}")
+        raise ParameterError(
+            f"-p {name} {json.dumps(values)}: each {name} in the list must be "
+            f"{_kind(default)} "
+            f"(the default in {nb.stem} is {json.dumps(default)}), not {json.dumps(bad[0])}"
+        )
 
 
 def _check_overrides(overrides: Any, nb: Path, profile: str) -> None:
     if not isinstance(overrides, dict):
-        raise ParameterError(f"-p overrides {json.dumps(overrides)}: overrides must be a JSON object of "
-                             "settings, e.g. '{\"n_models\": 20}'")
+        raise ParameterError(
+            f"-p overrides {json.dumps(overrides)}: overrides must be a JSON object of "
+            "settings, e.g. '{\"n_models\": 20}'"
+        )
     table = notebook_settings(nb)
     if table is None:  # not readable from the source: the notebook's profiles.settings checks the keys
         return
@@ -229,14 +255,18 @@ def _check_overrides(overrides: Any, nb: Path, profile: str) -> None:
     settings = table[profile]
     unknown = [k for k in overrides if k not in settings]
     if unknown:
-        raise ParameterError(f"-p overrides {json.dumps(overrides)}: {nb.stem} has no setting "
-                             f"{', '.join(map(repr, unknown))} in the {profile} profile; its settings are: "
-                             f"{', '.join(settings)}")
+        raise ParameterError(
+            f"-p overrides {json.dumps(overrides)}: {nb.stem} has no setting "
+            f"{', '.join(map(repr, unknown))} in the {profile} profile; its settings are: "
+            f"{', '.join(settings)}"
+        )
     for key, value in overrides.items():
         if not _fits(value, settings[key]):
-            raise ParameterError(f"-p overrides {json.dumps(overrides)}: setting {key!r} must be "
-                                 f"{_kind(settings[key])} (in {nb.stem}'s {profile} profile it is "
-                                 f"{json.dumps(settings[key], default=repr)}), not {json.dumps(value)}")
+            raise ParameterError(
+                f"-p overrides {json.dumps(overrides)}: setting {key!r} must be "
+                f"{_kind(settings[key])} (in {nb.stem}'s {profile} profile it is "
+                f"{json.dumps(settings[key], default=repr)}), not {json.dumps(value)}"
+            )
 
 
 def parse_parameters(pairs: list[tuple[str, str]], nbs: list[Path], profile: str) -> dict[str, Any]:
@@ -254,9 +284,14 @@ def parse_parameters(pairs: list[tuple[str, str]], nbs: list[Path], profile: str
         if name not in defaults:
             allowed = ", ".join(n for n in defaults if n != "profile") or "none"
             settings = [(notebook_settings(nb) or {}).get(profile, {}) for nb in nbs]
-            hint = (f"; {name} is a setting: change it with -p overrides '{{\"{name}\": {text}}}'"
-                    if any(name in t for t in settings) else "")
-            raise ParameterError(f"-p {name} {text!r}: no notebook has a parameter {name!r}; "
-                                 f"the parameters are: {allowed} (and the profile, from --profile){hint}")
+            hint = (
+                f"; {name} is a setting: change it with -p overrides '{{\"{name}\": {text}}}'"
+                if any(name in t for t in settings)
+                else ""
+            )
+            raise ParameterError(
+                f"-p {name} {text!r}: no notebook has a parameter {name!r}; "
+                f"the parameters are: {allowed} (and the profile, from --profile){hint}"
+            )
         params[name] = parse_value(name, text, defaults[name])
     return check_parameters(params, nbs, profile)

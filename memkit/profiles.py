@@ -22,11 +22,16 @@ PROFILES = ("test", "quick", "paper")
 #: the CIFAR-10 subset are small enough to use whole; ``paper`` uses every data set whole. A
 #: notebook's own setting (e.g. ``n_train=1000``) always wins over these defaults.
 DATA_LIMITS: dict[str, dict[str, dict[str, int]]] = {
-    "test": {name: dict(n_train=500, n_test=200) | ({"size": 14} if name in ("mnist", "fashion-mnist") else {})
-             for name in ("mnist", "fashion-mnist", "cifar10", "cifar100", "cifar10-subset")},
-    "quick": {"mnist": dict(n_train=2000, n_test=1000, size=14),
-              "fashion-mnist": dict(n_train=2000, n_test=1000, size=14),
-              "cifar10": dict(n_train=4000, n_test=1000), "cifar100": dict(n_train=4000, n_test=1000)},
+    "test": {
+        name: dict(n_train=500, n_test=200) | ({"size": 14} if name in ("mnist", "fashion-mnist") else {})
+        for name in ("mnist", "fashion-mnist", "cifar10", "cifar100", "cifar10-subset")
+    },
+    "quick": {
+        "mnist": dict(n_train=2000, n_test=1000, size=14),
+        "fashion-mnist": dict(n_train=2000, n_test=1000, size=14),
+        "cifar10": dict(n_train=4000, n_test=1000),
+        "cifar100": dict(n_train=4000, n_test=1000),
+    },
     "paper": {},
 }
 
@@ -40,15 +45,15 @@ def resolve_profile(profile: str) -> str:
     """``$MEMKIT_PROFILE`` if set, else ``profile``; raises ``ValueError`` for an unknown one."""
     env = os.environ.get("MEMKIT_PROFILE")
     if env and env not in PROFILES:
-        raise ValueError(f"unknown profile {env!r} in $MEMKIT_PROFILE; set it to one of {', '.join(PROFILES)} "
-                         f"or unset it")
+        raise ValueError(
+            f"unknown profile {env!r} in $MEMKIT_PROFILE; set it to one of {', '.join(PROFILES)} or unset it"
+        )
     if not env and profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
     return env or profile
 
 
-def settings(profile: str, table: dict[str, dict[str, Any]],
-             overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def settings(profile: str, table: dict[str, dict[str, Any]], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The settings of ``table[profile]``, updated with ``overrides``.
 
     ``table``: one dict of settings per profile, every profile with the same setting names.
@@ -61,27 +66,36 @@ def settings(profile: str, table: dict[str, dict[str, Any]],
     """
     unknown_profiles = sorted(set(table) - set(PROFILES))
     if unknown_profiles:
-        raise ValueError(f"the settings table names unknown profile(s) {', '.join(unknown_profiles)}; "
-                         f"use {', '.join(PROFILES)}")
+        raise ValueError(
+            f"the settings table names unknown profile(s) {', '.join(unknown_profiles)}; use {', '.join(PROFILES)}"
+        )
     if profile not in table:
-        raise ValueError(f"no settings for profile {profile!r}; this notebook knows {', '.join(table)}: "
-                         f"add a {profile!r} entry to its settings table or run another profile")
+        raise ValueError(
+            f"no settings for profile {profile!r}; this notebook knows {', '.join(table)}: "
+            f"add a {profile!r} entry to its settings table or run another profile"
+        )
     names = set(table[profile])
     for other, values in table.items():
         if set(values) != names:
-            raise ValueError(f"profiles {profile!r} and {other!r} name different settings "
-                             f"({', '.join(sorted(names ^ set(values)))}); give every profile the same settings")
+            raise ValueError(
+                f"profiles {profile!r} and {other!r} name different settings "
+                f"({', '.join(sorted(names ^ set(values)))}); give every profile the same settings"
+            )
     unknown = sorted(set(overrides or {}) - names)
     if unknown:
-        raise ValueError(f"unknown setting(s) {', '.join(unknown)} in overrides; "
-                         f"this notebook's settings are {', '.join(table[profile])}")
+        raise ValueError(
+            f"unknown setting(s) {', '.join(unknown)} in overrides; "
+            f"this notebook's settings are {', '.join(table[profile])}"
+        )
     for name, value in (overrides or {}).items():
         allowed = [t[name] for t in table.values()]
         if any(v is not None for v in allowed) and not any(_same_type(value, v) for v in allowed):
             expected = " or ".join(dict.fromkeys(type(v).__name__ for v in allowed))
-            raise ValueError(f"override {name}={value!r} has type {type(value).__name__}, but setting {name!r} has "
-                             f"type {expected} (in the {profile} profile: {table[profile][name]!r}); "
-                             f"pass a value of type {expected}")
+            raise ValueError(
+                f"override {name}={value!r} has type {type(value).__name__}, but setting {name!r} has "
+                f"type {expected} (in the {profile} profile: {table[profile][name]!r}); "
+                f"pass a value of type {expected}"
+            )
     return {**table[profile], **(overrides or {})}
 
 

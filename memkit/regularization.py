@@ -29,10 +29,17 @@ from memkit.data import RANDY, REAL, Dataset, Kind
 from memkit.results import Claim
 
 #: The regularizers; the first four are the noise options of :func:`memkit.models.mlp` and ``cnn``.
-REGULARIZERS = ("dropout", "input_dropout", "input_noise", "hidden_noise", "weight_decay", "adversarial",
-                "adversarial_dropout")
+REGULARIZERS = (
+    "dropout",
+    "input_dropout",
+    "input_noise",
+    "hidden_noise",
+    "weight_decay",
+    "adversarial",
+    "adversarial_dropout",
+)
 NOISE = ("dropout", "input_dropout", "input_noise", "hidden_noise")
-COLORS = dict(zip(["none", *REGULARIZERS], ["k", *plt.get_cmap("tab10").colors[:len(REGULARIZERS)]]))
+COLORS = dict(zip(["none", *REGULARIZERS], ["k", *plt.get_cmap("tab10").colors[: len(REGULARIZERS)]]))
 
 
 @dataclass(frozen=True)
@@ -46,14 +53,18 @@ class Setting:
 
     def __post_init__(self) -> None:
         if self.regularizer != "none" and self.regularizer not in REGULARIZERS:
-            raise ValueError(f"unknown regularizer {self.regularizer!r}; use 'none' or one of "
-                             f"{', '.join(REGULARIZERS)}")
+            raise ValueError(
+                f"unknown regularizer {self.regularizer!r}; use 'none' or one of {', '.join(REGULARIZERS)}"
+            )
         if (self.regularizer == "none") != (self.strength == 0) or self.strength < 0:
-            raise ValueError(f"{self.regularizer} at strength {self.strength}: a regularizer needs a strength > 0, "
-                             "'none' has strength 0")
+            raise ValueError(
+                f"{self.regularizer} at strength {self.strength}: a regularizer needs a strength > 0, "
+                "'none' has strength 0"
+            )
 
-    label = property(lambda self: "none" if self.regularizer == "none" else
-                     f"{self.regularizer.replace('_', ' ')} {self.strength:g}")
+    label = property(
+        lambda self: "none" if self.regularizer == "none" else f"{self.regularizer.replace('_', ' ')} {self.strength:g}"
+    )
     key = property(lambda self: "none" if self.regularizer == "none" else f"{self.regularizer}{self.strength:g}")
 
     @property
@@ -69,12 +80,16 @@ class Setting:
 
 def grid(strengths: Mapping[str, Sequence[float]], adv_dropout: float = 0.5) -> list[Setting]:
     """``none`` followed by every regularizer of ``strengths`` at each of its strengths."""
-    return [Setting()] + [Setting(r, float(s), adv_dropout if r == "adversarial_dropout" else 0.0)
-                          for r, ss in strengths.items() for s in ss]
+    return [Setting()] + [
+        Setting(r, float(s), adv_dropout if r == "adversarial_dropout" else 0.0)
+        for r, ss in strengths.items()
+        for s in ss
+    ]
 
 
-def factory(arch: str, input_shape: Sequence[int], n_classes: int, setting: Setting,
-            **options: Any) -> training.Factory:
+def factory(
+    arch: str, input_shape: Sequence[int], n_classes: int, setting: Setting, **options: Any
+) -> training.Factory:
     """``arch`` ("mlp" or "cnn", :func:`memkit.models.factory`) with the noise options of ``setting``:
     the settings of one regularizer build the same layers and differ only in their rates (buffers),
     so they stack into one ensemble."""
@@ -121,8 +136,18 @@ class Stack:
             raise ValueError("stack real and randY versions of one data set: their inputs must be the same")
         x, y = first.x_train.expand(len(datasets), *first.x_train.shape), torch.stack([d.y_train for d in datasets])
         noisy = torch.stack([d.y_train != d.y_clean for d in datasets])
-        return Stack(first.name, tuple(d.kind for d in datasets), x, y, noisy, first.x_test[:half], first.y_test[:half],
-                     first.x_test[half:], first.y_test[half:], first.n_classes)
+        return Stack(
+            first.name,
+            tuple(d.kind for d in datasets),
+            x,
+            y,
+            noisy,
+            first.x_test[:half],
+            first.y_test[:half],
+            first.x_test[half:],
+            first.y_test[half:],
+            first.n_classes,
+        )
 
 
 @dataclass(frozen=True)
@@ -143,8 +168,11 @@ class Curves:
 
     def at(self, regularizer: str, strength: float | None = None) -> list[int]:
         """Indices of the settings of ``regularizer`` (at ``strength`` only, if given)."""
-        return [g for g, s in enumerate(self.settings) if s.regularizer == regularizer and
-                (strength is None or np.isclose(s.strength, strength))]
+        return [
+            g
+            for g, s in enumerate(self.settings)
+            if s.regularizer == regularizer and (strength is None or np.isclose(s.strength, strength))
+        ]
 
 
 def adversarial_hook(fractions: torch.Tensor, search: dict[str, Any], seed: int) -> training.Hook:
@@ -153,6 +181,7 @@ def adversarial_hook(fractions: torch.Tensor, search: dict[str, Any], seed: int)
     :func:`memkit.adversarial.lass_settings`) on its current model (eval mode) and trains on the
     critical samples it finds in their place, with their labels. ``fractions``: ``(S,)`` f per member.
     LASS draws its noise from a generator seeded with ``seed`` + the step, so training is deterministic."""
+
     def hook(seeds: training.Seeds, step: training.Step, xb: torch.Tensor, yb: torch.Tensor):
         n = torch.round(fractions[seeds.members] * xb.shape[1]).long().to(xb.device)
         if (k := int(n.max())) == 0:
@@ -163,12 +192,22 @@ def adversarial_hook(fractions: torch.Tensor, search: dict[str, Any], seed: int)
         xb = xb.clone()
         xb[:, :k] = torch.where(use.view(*use.shape, *[1] * (xb.ndim - 2)), found.x_adv, xb[:, :k])
         return xb, yb
+
     return hook
 
 
-def train(stack: Stack, settings: Sequence[Setting], make: Callable[[Setting], training.Factory],
-          sgd: training.SGD, *, n_seeds: int, search: dict[str, Any] | None = None, seed: int = 0,
-          device: str | torch.device | None = None, progress: bool = False) -> Curves:
+def train(
+    stack: Stack,
+    settings: Sequence[Setting],
+    make: Callable[[Setting], training.Factory],
+    sgd: training.SGD,
+    *,
+    n_seeds: int,
+    search: dict[str, Any] | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+) -> Curves:
     """Train S = ``n_seeds`` seeds of every setting on every kind of ``stack`` and measure them.
 
     Member (g, d, s) trains ``make(settings[g])`` on kind d with seed index s; the settings of
@@ -178,7 +217,7 @@ def train(stack: Stack, settings: Sequence[Setting], make: Callable[[Setting], t
     """
     shape = (len(settings), len(stack.kinds), n_seeds)
     per_epoch = training.steps_per_epoch(stack.x_train.shape[1], sgd.batch_size)
-    times = [0] + [2 ** k for k in range(30) if 2 ** k < per_epoch] + [e * per_epoch for e in range(1, sgd.epochs + 1)]
+    times = [0] + [2**k for k in range(30) if 2**k < per_epoch] + [e * per_epoch for e in range(1, sgd.epochs + 1)]
     out = {q: np.full((*shape, len(times)), np.nan) for q in ("train_acc", "noisy_acc", "val_acc", "test_acc")}
     correct = np.zeros((*shape, stack.x_train.shape[1]), dtype=bool)
     if search is None and any(s.adversarial for s in settings):
@@ -191,25 +230,43 @@ def train(stack: Stack, settings: Sequence[Setting], make: Callable[[Setting], t
         noisy = stack.noisy.to(index.device)[index]
         member_sgd = replace(sgd, weight_decay=tuple(settings[g].weight_decay for g, _, _ in cells))
 
-        def record(seeds: training.Seeds, step: training.Step, flat: list = flat, index: torch.Tensor = index,
-                   noisy: torch.Tensor = noisy) -> None:
+        def record(
+            seeds: training.Seeds,
+            step: training.Step,
+            flat: list = flat,
+            index: torch.Tensor = index,
+            noisy: torch.Tensor = noisy,
+        ) -> None:
             if step.step not in times:
                 return
             t, rows, nz = times.index(step.step), [flat[m] for m in seeds.members], noisy[seeds.members]
             ok = seeds.correct(stack.x_train, stack.y_train, data_index=index).cpu()
-            values = {"train_acc": ok.float().mean(1), "val_acc": seeds.accuracy(stack.x_val, stack.y_val).cpu(),
-                      "test_acc": seeds.accuracy(stack.x_test, stack.y_test).cpu(),
-                      "noisy_acc": (ok & nz).sum(1) / nz.sum(1)}
+            values = {
+                "train_acc": ok.float().mean(1),
+                "val_acc": seeds.accuracy(stack.x_val, stack.y_val).cpu(),
+                "test_acc": seeds.accuracy(stack.x_test, stack.y_test).cpu(),
+                "noisy_acc": (ok & nz).sum(1) / nz.sum(1),
+            }
             for q, v in values.items():
                 out[q].reshape(-1, len(times))[rows, t] = v.numpy()
             if t == len(times) - 1:
                 correct.reshape(-1, correct.shape[-1])[rows] = ok.numpy()
 
         fractions = torch.tensor([settings[g].adversarial for g, _, _ in cells])
-        training.train_seeds([make(settings[g]) for g, _, _ in cells], stack.x_train, stack.y_train, member_sgd,
-                             n_seeds=None, seed=seed + 1000 * r, device=device, callback=record, data_index=index,
-                             hook=adversarial_hook(fractions, search, seed) if adv else None, progress=progress,
-                             desc=f"{stack.name}: {settings[group[-1]].regularizer}")
+        training.train_seeds(
+            [make(settings[g]) for g, _, _ in cells],
+            stack.x_train,
+            stack.y_train,
+            member_sgd,
+            n_seeds=None,
+            seed=seed + 1000 * r,
+            device=device,
+            callback=record,
+            data_index=index,
+            hook=adversarial_hook(fractions, search, seed) if adv else None,
+            progress=progress,
+            desc=f"{stack.name}: {settings[group[-1]].regularizer}",
+        )
     return Curves(list(settings), stack.kinds, np.array(times) / per_epoch, **out, correct=correct)
 
 
@@ -269,9 +326,21 @@ def best_regularized(curves: Curves, kind: Kind) -> int:
     return regularized[int(np.argmax(curves.val_acc[regularized, d, :, -1].mean(-1)))]
 
 
-def claims(curves: Curves, *, k: float, margin: float, chosen: Mapping[str, float], noise_target: float,
-           real_target: float, slowdown: float, acc_margin: float, fit_ratio: float, name: str = "",
-           asserted: bool = True, reported: Sequence[str] = ()) -> list[Claim]:
+def claims(
+    curves: Curves,
+    *,
+    k: float,
+    margin: float,
+    chosen: Mapping[str, float],
+    noise_target: float,
+    real_target: float,
+    slowdown: float,
+    acc_margin: float,
+    fit_ratio: float,
+    name: str = "",
+    asserted: bool = True,
+    reported: Sequence[str] = (),
+) -> list[Claim]:
     """The notebook's claims, per seed and summarised by the worst seed; the thresholds are arguments, fixed
     in the notebook before the run. Claims whose id (without ``name``) is in ``reported`` are reported only."""
     pre, eff, g0, out = f"{name}-" if name else "", effectiveness(curves, k), curves.at("none")[0], []
@@ -279,31 +348,70 @@ def claims(curves: Curves, *, k: float, margin: float, chosen: Mapping[str, floa
     talk = "talk: 'Regularization can reduce memorization' (real data + randY)"
     for r in [r for r in ("dropout", "adversarial") if curves.at(r)]:
         g = curves.at(r, chosen[r])[0]
-        out += [Claim(f"{pre}{r}-cuts-memorization", f"some strength of {r} cuts randY memorization by far more "
-                      "than it costs in test accuracy on real data", f"max over strengths, worst seed: memorization "
-                      f"cut − {k:g} × accuracy cost", eff[curves.at(r)].min(-1).max(), margin, ">=", fig10),
-                Claim(f"{pre}{r}-slows-noise-more", f"{r} {chosen[r]:g} slows fitting random labels more than real",
-                      f"worst seed: [T(randY to {noise_target:g}) / T_none] / [T(real to {real_target:g}) / T_none]",
-                      slowdown_ratio(curves, g, noise_target, real_target).min(), slowdown, ">=", fig11)]
+        out += [
+            Claim(
+                f"{pre}{r}-cuts-memorization",
+                f"some strength of {r} cuts randY memorization by far more than it costs in test accuracy on real data",
+                f"max over strengths, worst seed: memorization cut − {k:g} × accuracy cost",
+                eff[curves.at(r)].min(-1).max(),
+                margin,
+                ">=",
+                fig10,
+            ),
+            Claim(
+                f"{pre}{r}-slows-noise-more",
+                f"{r} {chosen[r]:g} slows fitting random labels more than real",
+                f"worst seed: [T(randY to {noise_target:g}) / T_none] / [T(real to {real_target:g}) / T_none]",
+                slowdown_ratio(curves, g, noise_target, real_target).min(),
+                slowdown,
+                ">=",
+                fig11,
+            ),
+        ]
     for kind in [kd for kd in curves.kinds if kd.corruption == "randY" and kd.p < 1]:
         g, d = best_regularized(curves, kind), _pick(curves, kind)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.nan_to_num(noisy_fit(curves, kind)[g] / noisy_fit(curves, kind)[g0], nan=np.inf)
-        out += [Claim(f"{pre}{kind.key}-keeps-accuracy", f"on {kind.label}, the regularized setting with the best "
-                      f"validation accuracy ({curves.settings[g].label}) ends within {acc_margin:g} of the test "
-                      "accuracy of early-stopped training without regularization", "worst seed: final test acc − "
-                      "best-epoch test acc of none", (curves.test_acc[g, d, :, -1] - generalization(curves, kind)[g0])
-                      .min(), -acc_margin, ">=", talk),
-                Claim(f"{pre}{kind.key}-fits-fewer-noisy", f"on {kind.label}, that setting ({curves.settings[g].label})"
-                      " fits far fewer noisy labels than no regularization", "worst seed: noisy-label fit / none's",
-                      ratio.max(), fit_ratio, "<=", talk)]
+        out += [
+            Claim(
+                f"{pre}{kind.key}-keeps-accuracy",
+                f"on {kind.label}, the regularized setting with the best "
+                f"validation accuracy ({curves.settings[g].label}) ends within {acc_margin:g} of the test "
+                "accuracy of early-stopped training without regularization",
+                "worst seed: final test acc − best-epoch test acc of none",
+                (curves.test_acc[g, d, :, -1] - generalization(curves, kind)[g0]).min(),
+                -acc_margin,
+                ">=",
+                talk,
+            ),
+            Claim(
+                f"{pre}{kind.key}-fits-fewer-noisy",
+                f"on {kind.label}, that setting ({curves.settings[g].label})"
+                " fits far fewer noisy labels than no regularization",
+                "worst seed: noisy-label fit / none's",
+                ratio.max(),
+                fit_ratio,
+                "<=",
+                talk,
+            ),
+        ]
     best = {r: eff[curves.at(r)].mean(-1).max() for r in _regularizers(curves)}
     adv = max((v for r, v in best.items() if r.startswith("adversarial")), default=np.nan)
-    out.append(Claim(f"{pre}adversarial-most-effective", "adversarial training (+ dropout) is the most effective "
-                     "regularizer", "best adversarial − best other regularizer, mean effectiveness",
-                     adv - max(v for r, v in best.items() if not r.startswith("adversarial")), 0.0, ">", fig10))
-    return [replace(c, asserted=asserted and c.id.removeprefix(pre) not in [*reported, "adversarial-most-effective"])
-            for c in out]
+    out.append(
+        Claim(
+            f"{pre}adversarial-most-effective",
+            "adversarial training (+ dropout) is the most effective regularizer",
+            "best adversarial − best other regularizer, mean effectiveness",
+            adv - max(v for r, v in best.items() if not r.startswith("adversarial")),
+            0.0,
+            ">",
+            fig10,
+        )
+    )
+    return [
+        replace(c, asserted=asserted and c.id.removeprefix(pre) not in [*reported, "adversarial-most-effective"])
+        for c in out
+    ]
 
 
 def time_rows(curves: Curves, noise_target: float, real_target: float) -> tuple[list[str], list[list[Any]]]:
@@ -312,9 +420,19 @@ def time_rows(curves: Curves, noise_target: float, real_target: float) -> tuple[
     tn, tr = time_to(curves, RANDY, noise_target), time_to(curves, REAL, real_target)
     (nlo, nhi), (rlo, rhi) = tn.median(), tr.median()
     cell = lambda lo, hi: f"{lo:.3g}" if np.isfinite(hi) else f"≥{lo:.3g}"
-    return (["setting", f"epochs to {noise_target:.0%} on randY", "censored", f"epochs to {real_target:.0%} on real",
-             "censored"], [[s.label, cell(nlo[g], nhi[g]), tn.n_censored[g], cell(rlo[g], rhi[g]), tr.n_censored[g]]
-                           for g, s in enumerate(curves.settings)])
+    return (
+        [
+            "setting",
+            f"epochs to {noise_target:.0%} on randY",
+            "censored",
+            f"epochs to {real_target:.0%} on real",
+            "censored",
+        ],
+        [
+            [s.label, cell(nlo[g], nhi[g]), tn.n_censored[g], cell(rlo[g], rhi[g]), tr.n_censored[g]]
+            for g, s in enumerate(curves.settings)
+        ],
+    )
 
 
 def effectiveness_rows(curves: Curves, k: float) -> tuple[list[str], list[list[Any]]]:
@@ -322,20 +440,40 @@ def effectiveness_rows(curves: Curves, k: float) -> tuple[list[str], list[list[A
     memorization and test accuracy there, ranked from the most effective (none first, as the reference)."""
     m, y, eff = memorization(curves).mean(-1), generalization(curves).mean(-1), effectiveness(curves, k).mean(-1)
     best = sorted((max(curves.at(r), key=lambda g: eff[g]) for r in _regularizers(curves)), key=lambda g: -eff[g])
-    return (["rank", "regularizer", "best strength", "randY fit", "real test acc", f"effectiveness (k = {k:g})"],
-            [[i, curves.settings[g].regularizer, curves.settings[g].strength, f"{m[g]:.3f}", f"{y[g]:.3f}",
-              f"{eff[g]:.3f}"] for i, g in enumerate([curves.at("none")[0], *best])])
+    return (
+        ["rank", "regularizer", "best strength", "randY fit", "real test acc", f"effectiveness (k = {k:g})"],
+        [
+            [
+                i,
+                curves.settings[g].regularizer,
+                curves.settings[g].strength,
+                f"{m[g]:.3f}",
+                f"{y[g]:.3f}",
+                f"{eff[g]:.3f}",
+            ]
+            for i, g in enumerate([curves.at("none")[0], *best])
+        ],
+    )
 
 
 def summary(curves: Curves, k: float) -> dict[str, Any]:
     """For the result JSON: ``(G, S)`` lists of memorization, generalization, effectiveness and, per mixed
     kind, the noisy-label fit and the final test accuracy; ``settings`` names the G rows."""
-    per = {"memorization": memorization(curves), "generalization": generalization(curves),
-           "effectiveness": effectiveness(curves, k)} | {
-        f"{kd.key}_{q}": v for d, kd in enumerate(curves.kinds) if kd.corruption and kd.p < 1
-        for q, v in (("noisy_fit", noisy_fit(curves, kd)), ("final_test_acc", curves.test_acc[:, d, :, -1]))}
-    return {"kinds": [kd.label for kd in curves.kinds], "settings": [s.key for s in curves.settings],
-            **{q: v.tolist() for q, v in per.items()}}
+    per = {
+        "memorization": memorization(curves),
+        "generalization": generalization(curves),
+        "effectiveness": effectiveness(curves, k),
+    } | {
+        f"{kd.key}_{q}": v
+        for d, kd in enumerate(curves.kinds)
+        if kd.corruption and kd.p < 1
+        for q, v in (("noisy_fit", noisy_fit(curves, kd)), ("final_test_acc", curves.test_acc[:, d, :, -1]))
+    }
+    return {
+        "kinds": [kd.label for kd in curves.kinds],
+        "settings": [s.key for s in curves.settings],
+        **{q: v.tolist() for q, v in per.items()},
+    }
 
 
 def _regularizers(curves: Curves) -> list[str]:
@@ -348,10 +486,25 @@ def _tradeoff(ax: plt.Axes, curves: Curves, x: np.ndarray, y: np.ndarray) -> Non
     g0 = curves.at("none")[0]
     for r in _regularizers(curves):
         gs = [g0, *curves.at(r)]
-        ax.errorbar(x[gs].mean(-1), y[gs].mean(-1), xerr=np.ptp(x[gs], -1) / 2, yerr=np.ptp(y[gs], -1) / 2,
-                    color=COLORS[r], marker="o", ms=4, lw=1.5, label=r.replace("_", " "))
-        ax.annotate(f"{curves.settings[gs[-1]].strength:g}", (x[gs[-1]].mean(), y[gs[-1]].mean()), fontsize=7,
-                    color=COLORS[r], xytext=(3, 3), textcoords="offset points")
+        ax.errorbar(
+            x[gs].mean(-1),
+            y[gs].mean(-1),
+            xerr=np.ptp(x[gs], -1) / 2,
+            yerr=np.ptp(y[gs], -1) / 2,
+            color=COLORS[r],
+            marker="o",
+            ms=4,
+            lw=1.5,
+            label=r.replace("_", " "),
+        )
+        ax.annotate(
+            f"{curves.settings[gs[-1]].strength:g}",
+            (x[gs[-1]].mean(), y[gs[-1]].mean()),
+            fontsize=7,
+            color=COLORS[r],
+            xytext=(3, 3),
+            textcoords="offset points",
+        )
     ax.plot(x[g0].mean(), y[g0].mean(), "s", color="k", ms=8, label="none", zorder=5)
     ax.legend(fontsize=7, loc="lower right")
 
@@ -367,8 +520,11 @@ def plot_mixed(ax: plt.Axes, curves: Curves, kind: Kind) -> None:
     line is no regularization at its best validation epoch."""
     _tradeoff(ax, curves, noisy_fit(curves, kind), curves.test_acc[:, _pick(curves, kind), :, -1])
     ax.axhline(generalization(curves, kind)[curves.at("none")[0]].mean(), color="k", ls=":", lw=1)
-    ax.set(xlabel=f"final accuracy on the noisy labels ({kind.label})", ylabel="final clean test accuracy",
-           title=f"{kind.label}: memorization vs learning (dotted: none, early-stopped)")
+    ax.set(
+        xlabel=f"final accuracy on the noisy labels ({kind.label})",
+        ylabel="final clean test accuracy",
+        title=f"{kind.label}: memorization vs learning (dotted: none, early-stopped)",
+    )
 
 
 def plot_fig11(axes: Sequence[plt.Axes], curves: Curves, chosen: Mapping[str, float]) -> None:

@@ -22,16 +22,19 @@ import os
 import platform
 import re
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
-    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
 }
 
 
@@ -55,8 +58,10 @@ class Claim:
 
     def __post_init__(self) -> None:
         if self.op not in _OPS:
-            raise ValueError(f"claim {self.id!r}: unknown op {self.op!r}; use one of {', '.join(_OPS)} "
-                             f"(value <op> threshold must be true for the claim to hold)")
+            raise ValueError(
+                f"claim {self.id!r}: unknown op {self.op!r}; use one of {', '.join(_OPS)} "
+                f"(value <op> threshold must be true for the claim to hold)"
+            )
         object.__setattr__(self, "value", float(self.value))
         object.__setattr__(self, "threshold", float(self.threshold))
 
@@ -69,8 +74,10 @@ class Claim:
 
     def __str__(self) -> str:
         mark = ("holds" if self.holds else "DOES NOT HOLD") + ("" if self.asserted else ", reported only")
-        return (f"[{mark}] {self.id}: {self.metric} = {self.value:.4g} (needs {self.op} {self.threshold:.4g})"
-                f" — {self.statement}")
+        return (
+            f"[{mark}] {self.id}: {self.metric} = {self.value:.4g} (needs {self.op} {self.threshold:.4g})"
+            f" — {self.statement}"
+        )
 
 
 def _cell(value: Any) -> str:
@@ -85,8 +92,10 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     rows = [list(r) for r in rows]
     for i, r in enumerate(rows):
         if len(r) != len(header):
-            raise ValueError(f"row {i} has {len(r)} cells but the header has {len(header)} ({', '.join(header)}); "
-                             f"give every row one cell per column")
+            raise ValueError(
+                f"row {i} has {len(r)} cells but the header has {len(header)} ({', '.join(header)}); "
+                f"give every row one cell per column"
+            )
     lines = [list(header), ["---"] * len(header), *rows]
     return "\n".join("| " + " | ".join(_cell(v) for v in line) + " |" for line in lines)
 
@@ -103,9 +112,10 @@ def held(claim: Claim | dict[str, Any]) -> str:
 def table(claims: Iterable[Claim]) -> str:
     """The claims as a Markdown table (statement, metric, value, threshold, held or not), for a
     notebook to display so that a reader sees at once what held in this run and what did not."""
-    return markdown_table(["claim", "metric", "value", "threshold", "held", "replicates"],
-                          [[c.statement, c.metric, c.value, f"{c.op} {c.threshold:.4g}", held(c), c.figure]
-                           for c in claims])
+    return markdown_table(
+        ["claim", "metric", "value", "threshold", "held", "replicates"],
+        [[c.statement, c.metric, c.value, f"{c.op} {c.threshold:.4g}", held(c), c.figure] for c in claims],
+    )
 
 
 def check(claims: Iterable[Claim], profile: str) -> None:
@@ -177,18 +187,35 @@ def environment(device: torch.device | str) -> dict[str, str]:
     """Where a run happened: device (with GPU name), torch version, Python, platform."""
     dev = torch.device(device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
-    return {"device": str(dev), "device_name": name, "torch": torch.__version__,
-            "python": platform.python_version(), "platform": platform.platform(),
-            "cpu_threads": str(torch.get_num_threads())}
+    return {
+        "device": str(dev),
+        "device_name": name,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_threads": str(torch.get_num_threads()),
+    }
 
 
-def write_result(notebook: str, profile: str, parameters: dict[str, Any], claims: Iterable[Claim],
-                 timings: dict[str, float], device: torch.device | str,
-                 extra: dict[str, Any] | None = None) -> Path:
+def write_result(
+    notebook: str,
+    profile: str,
+    parameters: dict[str, Any],
+    claims: Iterable[Claim],
+    timings: dict[str, float],
+    device: torch.device | str,
+    extra: dict[str, Any] | None = None,
+) -> Path:
     """Write ``results/<profile>/<notebook>.json`` atomically and return its path."""
-    doc = {"notebook": notebook, "profile": profile, "date": datetime.date.today().isoformat(), "parameters": parameters,
-           "timings": {k: round(v, 3) for k, v in timings.items()},
-           "environment": environment(device),
-           "claims": [c.as_dict() for c in claims], **(extra or {})}
+    doc = {
+        "notebook": notebook,
+        "profile": profile,
+        "date": datetime.date.today().isoformat(),
+        "parameters": parameters,
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+        "environment": environment(device),
+        "claims": [c.as_dict() for c in claims],
+        **(extra or {}),
+    }
     path = result_path(profile, notebook)
     return atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=2, default=float) + "\n"))

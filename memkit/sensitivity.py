@@ -52,8 +52,9 @@ def _norm(g: torch.Tensor, n_input_dims: int, ord: float) -> torch.Tensor:
     return torch.linalg.vector_norm(g.flatten(-n_input_dims), ord=ord, dim=-1)
 
 
-def loss_sensitivity(traj: unrolled.Recording, x: torch.Tensor, y: torch.Tensor, times: Sequence[int], *,
-                     ord: float = 1) -> torch.Tensor:
+def loss_sensitivity(
+    traj: unrolled.Recording, x: torch.Tensor, y: torch.Tensor, times: Sequence[int], *, ord: float = 1
+) -> torch.Tensor:
     """The paper's loss sensitivity g_x^t = ‖∂L_t/∂x‖ through the unrolled training, ``(S, G, N)``.
 
     ``times``: the evaluation steps (G of them); ``ord``: the norm (the paper's ℓ1; ℓ2 and ℓ∞ "gave
@@ -62,17 +63,25 @@ def loss_sensitivity(traj: unrolled.Recording, x: torch.Tensor, y: torch.Tensor,
     return _norm(unrolled.input_gradients(traj, x, y, times)[:, :, 0], x.ndim - 1, ord)
 
 
-def input_gradient_sensitivity(traj: unrolled.Recording, x: torch.Tensor, y: torch.Tensor, times: Sequence[int], *,
-                               ord: float = 1) -> torch.Tensor:
+def input_gradient_sensitivity(
+    traj: unrolled.Recording, x: torch.Tensor, y: torch.Tensor, times: Sequence[int], *, ord: float = 1
+) -> torch.Tensor:
     """The plain input gradient ‖∂L_t/∂x‖ with θ_t held fixed, = (1/N)‖∂ℓ(f_{θ_t}(x), y)/∂x‖
     (Gu & Tresp's G(x) divided by N), ``(S, G, N)``: the direct term of :func:`loss_sensitivity`."""
     g = unrolled.input_gradients(traj, x, y, times, through_training=False)[:, :, 0]
     return _norm(g, x.ndim - 1, ord)
 
 
-def per_class_loss_sensitivity(traj: unrolled.Recording, x: torch.Tensor, y: torch.Tensor, times: Sequence[int],
-                               n_classes: int, *, through_training: bool = True,
-                               ord: float = 1) -> tuple[torch.Tensor, torch.Tensor]:
+def per_class_loss_sensitivity(
+    traj: unrolled.Recording,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    times: Sequence[int],
+    n_classes: int,
+    *,
+    through_training: bool = True,
+    ord: float = 1,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """‖∂L_t(y=i)/∂x_n‖ for every class term i, and ‖∂L_t/∂x_n‖, from one sweep.
 
     Returns ``(per_class, total)``: ``(S, G, K, N)`` and ``(S, G, N)``; since L_t = Σ_i L_t(y=i),
@@ -141,9 +150,19 @@ class SensitivityRun:
         return metrics.gini(running_mean(self.g_plain if plain else self.g))
 
 
-def measure(x: torch.Tensor, y: torch.Tensor, n_classes: int, *, widths: Sequence[int], n_seeds: int,
-            sgd: training.SGD, n_times: int, n_times_class: int = 0, seed: int = 0,
-            device: str | torch.device | None = None) -> SensitivityRun:
+def measure(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    n_classes: int,
+    *,
+    widths: Sequence[int],
+    n_seeds: int,
+    sgd: training.SGD,
+    n_times: int,
+    n_times_class: int = 0,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> SensitivityRun:
     """Train S = ``n_seeds`` seeds of a ReLU MLP (``widths``) with plain mini-batch ``sgd`` on ``(x, y)`` and
     measure its loss sensitivity on ``n_times`` evaluation steps (:func:`memkit.unrolled.eval_steps`), unrolled and
     plain; with ``n_times_class`` > 0 also the per-class matrices on that many steps.
@@ -154,21 +173,36 @@ def measure(x: torch.Tensor, y: torch.Tensor, n_classes: int, *, widths: Sequenc
     """
     device = pick_device(device)
     with single_threaded(device):
-        traj = unrolled.record_sgd(models.factory("mlp", x.shape[1:], n_classes, widths=widths), x, y, sgd,
-                          n_seeds=n_seeds, seed=seed, device=device)
+        traj = unrolled.record_sgd(
+            models.factory("mlp", x.shape[1:], n_classes, widths=widths),
+            x,
+            y,
+            sgd,
+            n_seeds=n_seeds,
+            seed=seed,
+            device=device,
+        )
         times = unrolled.eval_steps(traj.n_steps, n_times)
         x, y = x.to(device), y.to(device)
         acc = torch.stack([(traj.logits(t, x).argmax(-1) == y).float().mean(1) for t in times], 1)
-        run = SensitivityRun(torch.tensor(times), torch.tensor(times) * sgd.epochs / traj.n_steps,
-                             loss_sensitivity(traj, x, y, times).cpu(),
-                             input_gradient_sensitivity(traj, x, y, times).cpu(), acc.cpu())
+        run = SensitivityRun(
+            torch.tensor(times),
+            torch.tensor(times) * sgd.epochs / traj.n_steps,
+            loss_sensitivity(traj, x, y, times).cpu(),
+            input_gradient_sensitivity(traj, x, y, times).cpu(),
+            acc.cpu(),
+        )
         if n_times_class:
             class_times = unrolled.eval_steps(traj.n_steps, n_times_class)
             run.class_times = torch.tensor(class_times)
             run.class_matrix, run.class_matrix_plain = (
-                class_matrix(per_class_loss_sensitivity(traj, x, y, class_times, n_classes,
-                                                        through_training=unrolled)[0], y, n_classes).cpu()
-                for unrolled in (True, False))
+                class_matrix(
+                    per_class_loss_sensitivity(traj, x, y, class_times, n_classes, through_training=unrolled)[0],
+                    y,
+                    n_classes,
+                ).cpu()
+                for unrolled in (True, False)
+            )
     return run
 
 
@@ -201,12 +235,21 @@ def off_diagonal_structure(matrix: torch.Tensor) -> torch.Tensor:
 #: The claims' thresholds, fixed before the runs of phase 2: the values the notebook used since phase 1
 #: (chosen then from the quick profile's seeds 0–2), now required of the worst seed; 0 for the gap that
 #: must exceed the spread between seeds.
-THRESHOLDS = {"labels-real-vs-randX": 0.1, "labels-real-vs-half": 0.05, "examples-real-vs-noise": 0.0,
-              "offdiag-real-vs-randX": 0.02, "offdiag-structured": 1.3}
+THRESHOLDS = {
+    "labels-real-vs-randX": 0.1,
+    "labels-real-vs-half": 0.05,
+    "examples-real-vs-noise": 0.0,
+    "offdiag-real-vs-randX": 0.02,
+    "offdiag-structured": 1.3,
+}
 
 
-def claims(labels: Mapping[data.Kind, SensitivityRun], examples: Mapping[data.Kind, SensitivityRun],
-           prefix: str, asserted: bool = True) -> list[Claim]:
+def claims(
+    labels: Mapping[data.Kind, SensitivityRun],
+    examples: Mapping[data.Kind, SensitivityRun],
+    prefix: str,
+    asserted: bool = True,
+) -> list[Claim]:
     """Notebook 02's claims, each computed per seed and summarised by the worst seed.
 
     ``labels`` / ``examples``: the runs with the true labels / with one class per example, keyed by
@@ -231,24 +274,58 @@ def claims(labels: Mapping[data.Kind, SensitivityRun], examples: Mapping[data.Ki
     uneven = {k: off_diagonal_structure(m) for k, m in mats.items()}
     fig3, fig4, t = "Arpit et al. 2017 Fig. 3", "Arpit et al. 2017 Fig. 4", THRESHOLDS
     return [
-        Claim(f"{prefix}-labels-real-vs-randX", "true labels: ḡ is more unequal on real data than on randX "
-              "(every seed)",
-              "min over seeds of Gini(real) − Gini(randX)", float((g[real] - g[randx]).min()),
-              t["labels-real-vs-randX"], ">", fig3, asserted),
-        Claim(f"{prefix}-labels-real-vs-half", f"true labels: ḡ is more unequal on real data than at {half.label} "
-              "(every seed)", f"min over seeds of Gini(real) − Gini({half.label})", float((g[real] - g[half]).min()),
-              t["labels-real-vs-half"], ">", fig3, asserted),
-        Claim(f"{prefix}-examples-real-vs-noise", "as many classes as examples: ḡ is more unequal on real data than "
-              "on noise, by more than the spread between seeds",
-              f"mean Gini(real) − max(mean Gini(randX), mean Gini({half.label})) − largest range over seeds",
-              gap - spread, t["examples-real-vs-noise"], ">", fig3, False),
-        Claim(f"{prefix}-offdiag-real-vs-randX", "examples of one class move the other classes' loss more on real "
-              "data than on randX (every seed)", "min over seeds of off-diagonal share(real) − share(randX)",
-              float((share[real] - share[randx]).min()), t["offdiag-real-vs-randX"], ">", fig4, asserted),
-        Claim(f"{prefix}-offdiag-structured", "beyond the paper: on real data the cross-class sensitivity is "
-              "concentrated on some class pairs, on randX spread evenly (every seed)",
-              "min over seeds of unevenness(real) / unevenness(randX)", float((uneven[real] / uneven[randx]).min()),
-              t["offdiag-structured"], ">", fig4, asserted),
+        Claim(
+            f"{prefix}-labels-real-vs-randX",
+            "true labels: ḡ is more unequal on real data than on randX (every seed)",
+            "min over seeds of Gini(real) − Gini(randX)",
+            float((g[real] - g[randx]).min()),
+            t["labels-real-vs-randX"],
+            ">",
+            fig3,
+            asserted,
+        ),
+        Claim(
+            f"{prefix}-labels-real-vs-half",
+            f"true labels: ḡ is more unequal on real data than at {half.label} (every seed)",
+            f"min over seeds of Gini(real) − Gini({half.label})",
+            float((g[real] - g[half]).min()),
+            t["labels-real-vs-half"],
+            ">",
+            fig3,
+            asserted,
+        ),
+        Claim(
+            f"{prefix}-examples-real-vs-noise",
+            "as many classes as examples: ḡ is more unequal on real data than "
+            "on noise, by more than the spread between seeds",
+            f"mean Gini(real) − max(mean Gini(randX), mean Gini({half.label})) − largest range over seeds",
+            gap - spread,
+            t["examples-real-vs-noise"],
+            ">",
+            fig3,
+            False,
+        ),
+        Claim(
+            f"{prefix}-offdiag-real-vs-randX",
+            "examples of one class move the other classes' loss more on real data than on randX (every seed)",
+            "min over seeds of off-diagonal share(real) − share(randX)",
+            float((share[real] - share[randx]).min()),
+            t["offdiag-real-vs-randX"],
+            ">",
+            fig4,
+            asserted,
+        ),
+        Claim(
+            f"{prefix}-offdiag-structured",
+            "beyond the paper: on real data the cross-class sensitivity is "
+            "concentrated on some class pairs, on randX spread evenly (every seed)",
+            "min over seeds of unevenness(real) / unevenness(randX)",
+            float((uneven[real] / uneven[randx]).min()),
+            t["offdiag-structured"],
+            ">",
+            fig4,
+            asserted,
+        ),
     ]
 
 
@@ -260,8 +337,9 @@ def plot_gini(ax, runs: dict[data.Kind | str, SensitivityRun], plain: bool = Tru
         color, ep = figures.kind_color(kind), run.epochs.numpy()
         figures.band(ax, ep, run.gini().numpy(), color, f"{kind}")
         if plain:
-            ax.plot(ep, run.gini(plain=True).numpy().mean(0), color=color, lw=1, ls="--",
-                    label=f"{kind} (plain gradient)")
+            ax.plot(
+                ep, run.gini(plain=True).numpy().mean(0), color=color, lw=1, ls="--", label=f"{kind} (plain gradient)"
+            )
     ax.set_xlabel("epoch")
     ax.set_ylabel("Gini coefficient of ḡ over examples")
 

@@ -25,8 +25,10 @@ Schedule = Literal["constant", "cosine", "step"]
 def _positive(name: str, value: float | tuple[float, ...], zero_ok: bool) -> None:
     for v in value if isinstance(value, tuple) else (value,):
         if not (v >= 0 if zero_ok else v > 0) or not math.isfinite(v):
-            raise ValueError(f"SGD {name}={value}: every value must be {'>= 0' if zero_ok else '> 0'} and finite "
-                             f"(a float, or a tuple of floats with one per member)")
+            raise ValueError(
+                f"SGD {name}={value}: every value must be {'>= 0' if zero_ok else '> 0'} and finite "
+                f"(a float, or a tuple of floats with one per member)"
+            )
 
 
 @dataclass(frozen=True)
@@ -69,17 +71,23 @@ class SGD:
         if int(self.epochs) != self.epochs or self.epochs < 1:
             raise ValueError(f"SGD epochs={self.epochs}: give a whole number of epochs >= 1")
         if self.schedule not in ("constant", "cosine", "step"):
-            raise ValueError(f"SGD schedule={self.schedule!r}: use 'constant', 'cosine' or 'step' "
-                             "(with step_epochs, the epochs between halvings)")
+            raise ValueError(
+                f"SGD schedule={self.schedule!r}: use 'constant', 'cosine' or 'step' "
+                "(with step_epochs, the epochs between halvings)"
+            )
         if (self.schedule == "step") != (self.step_epochs is not None):
-            raise ValueError(f"SGD schedule={self.schedule!r} with step_epochs={self.step_epochs}: give step_epochs "
-                             "(epochs between halvings of lr) exactly when schedule='step'")
+            raise ValueError(
+                f"SGD schedule={self.schedule!r} with step_epochs={self.step_epochs}: give step_epochs "
+                "(epochs between halvings of lr) exactly when schedule='step'"
+            )
         if self.step_epochs is not None and (int(self.step_epochs) != self.step_epochs or self.step_epochs < 1):
             raise ValueError(f"SGD step_epochs={self.step_epochs}: give a whole number of epochs >= 1")
         sizes = {len(v) for v in (self.lr, self.weight_decay) if isinstance(v, tuple)}
         if len(sizes) > 1 or 0 in sizes:
-            raise ValueError(f"SGD lr={self.lr} and weight_decay={self.weight_decay}: per-member tuples must "
-                             "be non-empty and of one length, the number of members S")
+            raise ValueError(
+                f"SGD lr={self.lr} and weight_decay={self.weight_decay}: per-member tuples must "
+                "be non-empty and of one length, the number of members S"
+            )
 
     @property
     def n_members(self) -> int | None:

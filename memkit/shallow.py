@@ -55,8 +55,12 @@ def _subset_accuracy(t: torch.Tensor, m: int, symbol: str) -> torch.Tensor:
     empty = n_subset == 0
     if bool(empty.any()):
         which = "correctly" if m else "incorrectly"
-        warnings.warn(f"{symbol} is undefined (NaN) where M classifies no example {which}: "
-                      f"the subset it is D's accuracy on is empty", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"{symbol} is undefined (NaN) where M classifies no example {which}: "
+            f"the subset it is D's accuracy on is empty",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     return torch.where(empty, torch.nan, t[..., 1, m].double() / n_subset.clamp_min(1).double())
 
 
@@ -91,8 +95,10 @@ def contingency_by_class(d_correct: torch.Tensor, m_correct: torch.Tensor, label
     """
     n = labels.shape[0]
     if d_correct.shape[-1] != n or m_correct.shape[-1] != n:
-        raise ValueError(f"d_correct, m_correct and labels describe {d_correct.shape[-1]}, {m_correct.shape[-1]} and "
-                         f"{n} examples: all must describe the same examples in the same order")
+        raise ValueError(
+            f"d_correct, m_correct and labels describe {d_correct.shape[-1]}, {m_correct.shape[-1]} and "
+            f"{n} examples: all must describe the same examples in the same order"
+        )
     onehot = torch.nn.functional.one_hot(labels.long().cpu()).T.float()  # (C, N)
     m = m_correct.float().cpu().reshape(-1, n)  # (P, N)
     d = d_correct.float().cpu().unsqueeze(-2) * onehot  # (..., C, N)
@@ -116,8 +122,9 @@ def r_pm_mh(t_by_class: torch.Tensor) -> torch.Tensor:
     return metrics.mantel_haenszel_risk_ratio(t[..., 1, 1], t[..., :, 1].sum(-1), t[..., 1, 0], t[..., :, 0].sum(-1))
 
 
-def class_shuffled(d_correct: torch.Tensor, m_correct: torch.Tensor, labels: torch.Tensor, n_perm: int,
-                   seed: int = 0, chunk: int = 4) -> tuple[np.ndarray, np.ndarray]:
+def class_shuffled(
+    d_correct: torch.Tensor, m_correct: torch.Tensor, labels: torch.Tensor, n_perm: int, seed: int = 0, chunk: int = 4
+) -> tuple[np.ndarray, np.ndarray]:
     """The class-level control: R± and R±_MH of D against M's marks permuted within each class
     (:func:`memkit.metrics.permute_within_groups`; M's per-class accuracies kept, which example of a
     class M gets right made random). ``d_correct``: ``(G, S, N)``; returns two ``(G, S, P)`` arrays,
@@ -139,10 +146,14 @@ def class_shuffled(d_correct: torch.Tensor, m_correct: torch.Tensor, labels: tor
 #: train one seed after another (batch norm) under bfloat16 autocast on CUDA.
 PAPER_D: dict[str, tuple[str, SGD]] = {
     "mnist": ("cnn", SGD(lr=0.01, batch_size=64, momentum=0.9)),
-    "cifar10": ("densenet121", SGD(lr=0.1, batch_size=64, momentum=0.9, weight_decay=1e-4,
-                                   schedule="cosine", augment=True, autocast=True)),
-    "cifar100": ("resnet101", SGD(lr=0.1, batch_size=128, momentum=0.9, weight_decay=5e-4,
-                                  schedule="cosine", augment=True, autocast=True)),
+    "cifar10": (
+        "densenet121",
+        SGD(lr=0.1, batch_size=64, momentum=0.9, weight_decay=1e-4, schedule="cosine", augment=True, autocast=True),
+    ),
+    "cifar100": (
+        "resnet101",
+        SGD(lr=0.1, batch_size=128, momentum=0.9, weight_decay=5e-4, schedule="cosine", augment=True, autocast=True),
+    ),
 }
 
 
@@ -158,8 +169,9 @@ def log_step_grid(total_steps: int, steps_per_epoch: int, n_log: int = 50) -> np
     steps log-spaced between 1 and ``total_steps`` (dense early, so that a peak within the first
     epoch is resolved) and the end of every epoch. Sorted, unique, int64, within [0, total_steps]."""
     if total_steps < 1 or steps_per_epoch < 1 or n_log < 0:
-        raise ValueError(f"total_steps={total_steps}, steps_per_epoch={steps_per_epoch} must be >= 1 "
-                         f"and n_log={n_log} >= 0")
+        raise ValueError(
+            f"total_steps={total_steps}, steps_per_epoch={steps_per_epoch} must be >= 1 and n_log={n_log} >= 0"
+        )
     log = np.rint(np.geomspace(1, total_steps, n_log)) if n_log else np.array([])
     epochs = np.arange(steps_per_epoch, total_steps + 1, steps_per_epoch)
     return np.unique(np.concatenate([[0], log, epochs, [total_steps]]).astype(np.int64))
@@ -201,8 +213,17 @@ class Trajectory:
         return np.where(n_right > 0, first, np.nan)
 
 
-def train_tracked(ds: Dataset, arch: str, sgd: SGD, *, n_seeds: int, n_log: int = 50, seed: int = 0,
-                  device: str | torch.device | None = None, progress: bool = True) -> Trajectory:
+def train_tracked(
+    ds: Dataset,
+    arch: str,
+    sgd: SGD,
+    *,
+    n_seeds: int,
+    n_log: int = 50,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> Trajectory:
     """Train S = ``n_seeds`` seeds of D (architecture ``arch``, :func:`memkit.models.factory`) from
     random initialisations on ``ds`` for ``sgd.epochs`` epochs and record, after each step of
     ``log_step_grid(total, steps_per_epoch, n_log)``, which test examples each seed classifies
@@ -214,8 +235,9 @@ def train_tracked(ds: Dataset, arch: str, sgd: SGD, *, n_seeds: int, n_log: int 
     if n_seeds < 1:
         raise ValueError(f"n_seeds={n_seeds} must be at least 1")
     if sgd.augment and ds.x_train.ndim != 4:
-        raise ValueError(f"augment=True needs images (N, C, H, W); {ds.name} inputs are "
-                         f"{tuple(ds.x_train.shape)}: set augment=False")
+        raise ValueError(
+            f"augment=True needs images (N, C, H, W); {ds.name} inputs are {tuple(ds.x_train.shape)}: set augment=False"
+        )
     device = pick_device(device)
     factory = models.factory(arch, ds.input_shape, ds.n_classes)
     per_epoch = steps_per_epoch(ds.n_train, sgd.batch_size)
@@ -228,11 +250,27 @@ def train_tracked(ds: Dataset, arch: str, sgd: SGD, *, n_seeds: int, n_log: int 
             rows.setdefault(tuple(trained.members), []).append(trained.correct(x_test, y_test).cpu())
 
     t0 = time.perf_counter()
-    seeds = train_seeds(factory, ds.x_train, ds.y_train, sgd, n_seeds=n_seeds, seed=seed, device=device,
-                        callback=record, progress=progress, desc=f"{ds.name} {arch}")
+    seeds = train_seeds(
+        factory,
+        ds.x_train,
+        ds.y_train,
+        sgd,
+        n_seeds=n_seeds,
+        seed=seed,
+        device=device,
+        callback=record,
+        progress=progress,
+        desc=f"{ds.name} {arch}",
+    )
     correct = torch.cat([torch.stack(r) for r in rows.values()], dim=1)  # (G, S, N)
-    return Trajectory(np.asarray(sorted(want)), per_epoch, correct, seeds.seeds, time.perf_counter() - t0,
-                      "ensemble" if seeds.batched else "loop")
+    return Trajectory(
+        np.asarray(sorted(want)),
+        per_epoch,
+        correct,
+        seeds.seeds,
+        time.perf_counter() - t0,
+        "ensemble" if seeds.batched else "loop",
+    )
 
 
 # --- R± over training: summaries, the poster's figure, the paper's numbers -------------------
@@ -290,15 +328,25 @@ class Curves:
         return float(accuracy_m(self.t[0, 0]))
 
 
-def curves(traj: Trajectory, m_correct: torch.Tensor, labels: torch.Tensor, n_perm: int = 1000,
-           seed: int = 0) -> Curves:
+def curves(
+    traj: Trajectory, m_correct: torch.Tensor, labels: torch.Tensor, n_perm: int = 1000, seed: int = 0
+) -> Curves:
     """The :class:`Curves` of trajectory ``traj`` against M's ``(N,)`` test correctness, with
     ``labels`` ``(N,)`` the test classes and ``n_perm`` class-shuffled Ms (drawn from ``seed``)."""
     t = contingency(traj.correct, m_correct)
     mh = r_pm_mh(contingency_by_class(traj.correct, m_correct, labels)).numpy()
     null = class_shuffled(traj.correct, m_correct, labels, n_perm, seed)
-    return Curves(traj.steps, traj.steps_per_epoch, t, r_plus(t).numpy(), r_minus(t).numpy(), r_pm(t).numpy(), mh,
-                  accuracy_d(t).numpy(), *null)
+    return Curves(
+        traj.steps,
+        traj.steps_per_epoch,
+        t,
+        r_plus(t).numpy(),
+        r_minus(t).numpy(),
+        r_pm(t).numpy(),
+        mh,
+        accuracy_d(t).numpy(),
+        *null,
+    )
 
 
 def peak(r: np.ndarray | torch.Tensor, x: np.ndarray, until: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
@@ -317,47 +365,122 @@ def per_seed(c: Curves) -> dict[str, np.ndarray]:
     first, null_first = peak(c.r_pm, c.epochs, 1.0)[0], peak(c.null_r_pm, c.epochs, 1.0)[0]
     first_mh, null_first_mh = peak(c.r_pm_mh, c.epochs, 1.0)[0], peak(c.null_r_pm_mh, c.epochs, 1.0)[0]
     peak_mh, peak_mh_epoch = peak(c.r_pm_mh, c.epochs)
-    return {"start": c.r_pm[0], "start_mh": c.r_pm_mh[0], "peak": peak(c.r_pm, c.epochs)[0],
-            "peak_epoch": peak(c.r_pm, c.epochs)[1], "end": c.r_pm[-1],
-            "peak_1": first, "null_peak_1_median": np.median(null_first, -1), "null_peak_1_q": q(null_first),
-            "peak_mh": peak_mh, "peak_mh_epoch": peak_mh_epoch, "peak_mh_1": first_mh,
-            "null_peak_mh_1_q": q(null_first_mh), "end_mh": c.r_pm_mh[-1], "null_end_mh_q": q(c.null_r_pm_mh[-1]),
-            "null_end_median": np.median(c.null_r_pm[-1], -1), "t01": c.t[-1, :, 0, 1].numpy()}
+    return {
+        "start": c.r_pm[0],
+        "start_mh": c.r_pm_mh[0],
+        "peak": peak(c.r_pm, c.epochs)[0],
+        "peak_epoch": peak(c.r_pm, c.epochs)[1],
+        "end": c.r_pm[-1],
+        "peak_1": first,
+        "null_peak_1_median": np.median(null_first, -1),
+        "null_peak_1_q": q(null_first),
+        "peak_mh": peak_mh,
+        "peak_mh_epoch": peak_mh_epoch,
+        "peak_mh_1": first_mh,
+        "null_peak_mh_1_q": q(null_first_mh),
+        "end_mh": c.r_pm_mh[-1],
+        "null_end_mh_q": q(c.null_r_pm_mh[-1]),
+        "null_end_median": np.median(c.null_r_pm[-1], -1),
+        "t01": c.t[-1, :, 0, 1].numpy(),
+    }
 
 
-def claims(s: dict[str, np.ndarray], prefix: str, figure: str, asserted: bool = True,
-           reported_only: Sequence[str] = ()) -> list[Claim]:
+def claims(
+    s: dict[str, np.ndarray], prefix: str, figure: str, asserted: bool = True, reported_only: Sequence[str] = ()
+) -> list[Claim]:
     """The paper's claims as excesses over the class-level control, each the worst seed of ``s``
     (:func:`per_seed`); ``prefix`` (e.g. ``"mnist1d-svm"``) starts every id and statement. A claim is
     asserted when ``asserted`` and its id ends with no ``"-" + r`` for ``r`` in ``reported_only``
     (``"examples-end"``: for every M; ``"svm-examples-end"``: for the SVM only)."""
     null = f"{NULL_PERCENTILE}th percentile of it with M shuffled within classes"
     rows = [
-        ("start-within-class", ("R± starts near 1 within classes: at random initialisation every seed's "
-                                "class-conditional R±_MH is within a factor 2 of 1"),
-         "max over seeds of |log2 R±_MH(step 0)|", np.max(np.abs(np.log2(s["start_mh"]))), START_MAX, "<"),
-        ("early-beyond-classes", "in the first epoch R± peaks higher than M's per-class accuracies alone give",
-         f"min over seeds of peak R± (epoch <= 1) - {null}", np.min(s["peak_1"] - s["null_peak_1_q"]), 0.0, ">"),
-        ("examples-first", ("D learns M's easy examples first, not only M's easy classes: within classes R±_MH "
-                            "peaks in the first epoch above its class-shuffled control"),
-         f"min over seeds of peak R±_MH (epoch <= 1) - {null}", np.min(s["peak_mh_1"] - s["null_peak_mh_1_q"]),
-         0.0, ">"),
-        ("examples-peak-early", "R±_MH reaches its peak within the first epoch",
-         "latest R±_MH peak over seeds (epochs)", np.max(s["peak_mh_epoch"]), 1.0, "<="),
-        ("examples-peak-falls", "R±_MH then falls: its peak is at least 1.5 times its final value",
-         "min over seeds of peak R±_MH / final R±_MH", np.min(s["peak_mh"] / s["end_mh"]), PEAK_OVER_FINAL, ">="),
-        ("examples-end", ("R±_MH settles above its class-shuffled control: at the end D is still more often right on "
-                          "the examples M gets right than on those of the same class M gets wrong"),
-         f"min over seeds of final R±_MH - {null}", np.min(s["end_mh"] - s["null_end_mh_q"]), 0.0, ">"),
+        (
+            "start-within-class",
+            (
+                "R± starts near 1 within classes: at random initialisation every seed's "
+                "class-conditional R±_MH is within a factor 2 of 1"
+            ),
+            "max over seeds of |log2 R±_MH(step 0)|",
+            np.max(np.abs(np.log2(s["start_mh"]))),
+            START_MAX,
+            "<",
+        ),
+        (
+            "early-beyond-classes",
+            "in the first epoch R± peaks higher than M's per-class accuracies alone give",
+            f"min over seeds of peak R± (epoch <= 1) - {null}",
+            np.min(s["peak_1"] - s["null_peak_1_q"]),
+            0.0,
+            ">",
+        ),
+        (
+            "examples-first",
+            (
+                "D learns M's easy examples first, not only M's easy classes: within classes R±_MH "
+                "peaks in the first epoch above its class-shuffled control"
+            ),
+            f"min over seeds of peak R±_MH (epoch <= 1) - {null}",
+            np.min(s["peak_mh_1"] - s["null_peak_mh_1_q"]),
+            0.0,
+            ">",
+        ),
+        (
+            "examples-peak-early",
+            "R±_MH reaches its peak within the first epoch",
+            "latest R±_MH peak over seeds (epochs)",
+            np.max(s["peak_mh_epoch"]),
+            1.0,
+            "<=",
+        ),
+        (
+            "examples-peak-falls",
+            "R±_MH then falls: its peak is at least 1.5 times its final value",
+            "min over seeds of peak R±_MH / final R±_MH",
+            np.min(s["peak_mh"] / s["end_mh"]),
+            PEAK_OVER_FINAL,
+            ">=",
+        ),
+        (
+            "examples-end",
+            (
+                "R±_MH settles above its class-shuffled control: at the end D is still more often right on "
+                "the examples M gets right than on those of the same class M gets wrong"
+            ),
+            f"min over seeds of final R±_MH - {null}",
+            np.min(s["end_mh"] - s["null_end_mh_q"]),
+            0.0,
+            ">",
+        ),
     ]
-    return [Claim(f"{prefix}-{key}", f"{prefix}: {text}", metric, float(value), threshold, op, figure,
-                  asserted and not any(f"{prefix}-{key}".endswith(f"-{r}") for r in reported_only))
-            for key, text, metric, value, threshold, op in rows]
+    return [
+        Claim(
+            f"{prefix}-{key}",
+            f"{prefix}: {text}",
+            metric,
+            float(value),
+            threshold,
+            op,
+            figure,
+            asserted and not any(f"{prefix}-{key}".endswith(f"-{r}") for r in reported_only),
+        )
+        for key, text, metric, value, threshold, op in rows
+    ]
 
 
 #: Colours of the curves in :func:`plot_curves` (quantities of T, not kinds of data).
-CURVE_COLORS = {"R±": "#222222", "R±_MH": "#8c564b", "null": "#bbbbbb", "R+": "#2ca02c", "R-": "#d62728",
-                "D": "#1f77b4", "M": "#7f7f7f", "T00": "#7f7f7f", "T01": "#ff7f0e", "T10": "#9467bd", "T11": "#2ca02c"}
+CURVE_COLORS = {
+    "R±": "#222222",
+    "R±_MH": "#8c564b",
+    "null": "#bbbbbb",
+    "R+": "#2ca02c",
+    "R-": "#d62728",
+    "D": "#1f77b4",
+    "M": "#7f7f7f",
+    "T00": "#7f7f7f",
+    "T01": "#ff7f0e",
+    "T10": "#9467bd",
+    "T11": "#2ca02c",
+}
 
 
 def plot_curves(axes: Sequence[Any], c: Curves, title: str) -> None:
@@ -369,14 +492,28 @@ def plot_curves(axes: Sequence[Any], c: Curves, title: str) -> None:
     x = c.steps
     ax1, ax2, ax3 = axes
     null = np.where(np.isfinite(c.null_r_pm), c.null_r_pm, np.nan).reshape(len(x), -1)
-    ax1.fill_between(x, *np.nanpercentile(null, [5, 95], axis=1), color=CURVE_COLORS["null"], alpha=0.5, lw=0,
-                     label="R±, M shuffled within classes (5–95%)")
+    ax1.fill_between(
+        x,
+        *np.nanpercentile(null, [5, 95], axis=1),
+        color=CURVE_COLORS["null"],
+        alpha=0.5,
+        lw=0,
+        label="R±, M shuffled within classes (5–95%)",
+    )
     figures.band(ax1, x, c.r_pm.T, CURVE_COLORS["R±"], "R± = R+ / R−")
     figures.band(ax1, x, c.r_pm_mh.T, CURVE_COLORS["R±_MH"], "R±_MH (within classes)")
     ax1.set_yscale("log")
     ax1.axhline(1.0, color="k", lw=0.8, ls=":")
-    ax1.annotate("1 epoch", (c.steps_per_epoch, 1), xytext=(-3, -3), textcoords="offset points",
-                 xycoords=("data", "axes fraction"), ha="right", va="top", fontsize=8)
+    ax1.annotate(
+        "1 epoch",
+        (c.steps_per_epoch, 1),
+        xytext=(-3, -3),
+        textcoords="offset points",
+        xycoords=("data", "axes fraction"),
+        ha="right",
+        va="top",
+        fontsize=8,
+    )
     ax1.set_ylabel("R±")
     ax1.set_title(title)
     figures.band(ax2, x, c.r_plus.T, CURVE_COLORS["R+"], "R+ (D on M-correct)")

@@ -32,7 +32,6 @@ class DataCorruptError(ValueError):
     (e.g. labels outside the class range). The message names the file."""
 
 
-
 def data_root(root: str | os.PathLike | None = None) -> Path:
     """The folder data sets are read from (and downloaded into): ``root``, else ``$MEMKIT_DATA``,
     else ``$XDG_CACHE_HOME/memkit`` (default ``~/.cache/memkit``)."""
@@ -81,8 +80,18 @@ _MNIST_RAW = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images
 _TORCHVISION_FILES = {
     "MNIST": [f"MNIST/raw/{f}" for f in _MNIST_RAW],
     "FashionMNIST": [f"FashionMNIST/raw/{f}" for f in _MNIST_RAW],
-    "CIFAR10": [f"cifar-10-batches-py/{f}" for f in
-                ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch", "batches.meta")],
+    "CIFAR10": [
+        f"cifar-10-batches-py/{f}"
+        for f in (
+            "data_batch_1",
+            "data_batch_2",
+            "data_batch_3",
+            "data_batch_4",
+            "data_batch_5",
+            "test_batch",
+            "batches.meta",
+        )
+    ],
     "CIFAR100": [f"cifar-100-python/{f}" for f in ("train", "test", "meta")],
 }
 _IDX_ITEMSIZE = {0x08: 1, 0x09: 1, 0x0B: 2, 0x0C: 4, 0x0D: 4, 0x0E: 8}
@@ -97,7 +106,7 @@ def _idx_file_ok(path: Path) -> bool:
         dims = f.read(4 * head[3])
     if len(dims) < 4 * head[3]:
         return False
-    shape = [int.from_bytes(dims[i:i + 4], "big") for i in range(0, len(dims), 4)]
+    shape = [int.from_bytes(dims[i : i + 4], "big") for i in range(0, len(dims), 4)]
     return path.stat().st_size == 4 + len(dims) + int(np.prod(shape)) * _IDX_ITEMSIZE[head[2]]
 
 
@@ -134,7 +143,9 @@ class _Created:
                 continue
             for name in set(os.listdir(d)) - before:
                 new = d / name
-                shutil.rmtree(new, ignore_errors=True) if new.is_dir() and not new.is_symlink() else new.unlink(missing_ok=True)
+                shutil.rmtree(new, ignore_errors=True) if new.is_dir() and not new.is_symlink() else new.unlink(
+                    missing_ok=True
+                )
 
 
 def _torchvision(cls_name: str, folder: str) -> Callable[[Path, bool], Raw]:
@@ -154,12 +165,14 @@ def _torchvision(cls_name: str, folder: str) -> Callable[[Path, bool], Raw]:
                 raise DataUnavailableError(
                     f"{cls_name} is not under {root / folder} (missing: {', '.join(missing)}) and could not be "
                     f"downloaded ({err}). Connect to the internet, or point MEMKIT_DATA (or root=) at a folder "
-                    f"that holds torchvision's '{folder}' layout.") from err
+                    f"that holds torchvision's '{folder}' layout."
+                ) from err
             bad = _bad_file(cls, root, files)
             raise DataCorruptError(
                 f"{bad if bad else root / folder} is there but cannot be read "
                 f"({'truncated or corrupt' if bad else type(err).__name__ + ': ' + str(err)}); "
-                f"delete it to download it again, or copy it again from a good source.") from err
+                f"delete it to download it again, or copy it again from a good source."
+            ) from err
 
         def arrays(ds: Any) -> tuple[np.ndarray, np.ndarray]:
             x = np.asarray(ds.data, dtype=np.float32) / 255.0
@@ -177,7 +190,8 @@ def _cifar10_subset(root: Path, download: bool) -> Raw:
         raise DataUnavailableError(
             f"the CIFAR-10 subset is not at {path}. It is a fixed file (cifar10_subset.npz, 4000 "
             f"training and 1000 test images) that cannot be downloaded by memkit: point MEMKIT_DATA "
-            f"(or root=) at the folder that holds cifar10-subset/, or use dataset='cifar10'.")
+            f"(or root=) at the folder that holds cifar10-subset/, or use dataset='cifar10'."
+        )
     try:
         with np.load(path) as d:
             x_tr, x_te = (d[k].astype(np.float32).transpose(0, 3, 1, 2) / 255.0 for k in ("x_train", "x_test"))
@@ -185,15 +199,21 @@ def _cifar10_subset(root: Path, download: bool) -> Raw:
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as err:
         raise DataCorruptError(
             f"{path} is there but cannot be read ({type(err).__name__}: {err}): it is truncated or corrupt. "
-            f"Copy cifar10_subset.npz again from a good source.") from err
+            f"Copy cifar10_subset.npz again from a good source."
+        ) from err
 
 
 def source(name: str, root: Path) -> str:
     """Where data set ``name`` was read from, for messages."""
-    where = {"digits": "scikit-learn's bundled digits", "mnist1d": "the data the mnist1d package generated",
-             "mnist": root / "MNIST" / "raw", "fashion-mnist": root / "FashionMNIST" / "raw",
-             "cifar10": root / "cifar-10-batches-py", "cifar100": root / "cifar-100-python",
-             "cifar10-subset": root / "cifar10-subset" / "cifar10_subset.npz"}
+    where = {
+        "digits": "scikit-learn's bundled digits",
+        "mnist1d": "the data the mnist1d package generated",
+        "mnist": root / "MNIST" / "raw",
+        "fashion-mnist": root / "FashionMNIST" / "raw",
+        "cifar10": root / "cifar-10-batches-py",
+        "cifar100": root / "cifar-100-python",
+        "cifar10-subset": root / "cifar10-subset" / "cifar10_subset.npz",
+    }
     return str(where[name])
 
 

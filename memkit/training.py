@@ -24,8 +24,22 @@ from memkit.ensemble import Ensemble, data_rows, fit, subset_rows
 from memkit.models import needs_loop, set_noise_step
 from memkit.sgd import SGD, Factory, Step, augment_batch, data_orders, init_model, member_seeds, steps_per_epoch
 
-__all__ = ["SGD", "Ensemble", "Factory", "Seeds", "Step", "correct", "data_orders", "eval_mode", "fit",
-           "init_model", "member_seeds", "steps_per_epoch", "train_seeds", "train_single"]
+__all__ = [
+    "SGD",
+    "Ensemble",
+    "Factory",
+    "Seeds",
+    "Step",
+    "correct",
+    "data_orders",
+    "eval_mode",
+    "fit",
+    "init_model",
+    "member_seeds",
+    "steps_per_epoch",
+    "train_seeds",
+    "train_single",
+]
 
 Callback = Callable[["Seeds", Step], "bool | None"]
 Hook = Callable[["Seeds", Step, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -55,11 +69,17 @@ def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int 
         return torch.cat([model(xb).argmax(-1) for xb in x.split(batch_size)]) == y
 
 
-def train_single(factory: Factory, x: torch.Tensor, y: torch.Tensor, sgd: SGD, *, seed: int,
-                 device: str | torch.device | None = None,
-                 callback: Callable[[nn.Module, Step], bool | None] | None = None,
-                 hook: Callable[[nn.Module, Step, torch.Tensor, torch.Tensor],
-                                tuple[torch.Tensor, torch.Tensor]] | None = None) -> nn.Module:
+def train_single(
+    factory: Factory,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    sgd: SGD,
+    *,
+    seed: int,
+    device: str | torch.device | None = None,
+    callback: Callable[[nn.Module, Step], bool | None] | None = None,
+    hook: Callable[[nn.Module, Step, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
+) -> nn.Module:
     """Train one plain ``nn.Module`` with ``torch.optim.SGD``: initialised from ``seed`` and fed
     in the data order of ``seed``, exactly as the ensemble member with that seed.
 
@@ -71,8 +91,10 @@ def train_single(factory: Factory, x: torch.Tensor, y: torch.Tensor, sgd: SGD, *
     runs before the first update and after every one; returning ``True`` stops training.
     """
     if isinstance(sgd.lr, tuple) or isinstance(sgd.weight_decay, tuple):
-        raise ValueError(f"train_single trains one model: lr={sgd.lr}, weight_decay={sgd.weight_decay} give one "
-                         "per member; pass sgd.member(i)")
+        raise ValueError(
+            f"train_single trains one model: lr={sgd.lr}, weight_decay={sgd.weight_decay} give one "
+            "per member; pass sgd.member(i)"
+        )
     lr = sgd.lr
     device = pick_device(device)
     model = init_model(factory, seed).to(device)
@@ -119,8 +141,14 @@ class Seeds:
         ensemble: that Ensemble (``None`` when trained one after another).
     """
 
-    def __init__(self, members: Sequence[int], seeds: Sequence[int], *, ensemble: Ensemble | None = None,
-                 modules: Sequence[nn.Module] = ()) -> None:
+    def __init__(
+        self,
+        members: Sequence[int],
+        seeds: Sequence[int],
+        *,
+        ensemble: Ensemble | None = None,
+        modules: Sequence[nn.Module] = (),
+    ) -> None:
         self.members, self.seeds = list(members), list(seeds)
         self.ensemble, self.modules = ensemble, list(modules)
         self.batched = ensemble is not None
@@ -163,8 +191,9 @@ class Seeds:
         return self.logits(x, batch_size).argmax(-1)
 
     @torch.no_grad()
-    def correct(self, x: torch.Tensor, y: torch.Tensor, data_index: torch.Tensor | None = None,
-                batch_size: int = 1024) -> torch.Tensor:
+    def correct(
+        self, x: torch.Tensor, y: torch.Tensor, data_index: torch.Tensor | None = None, batch_size: int = 1024
+    ) -> torch.Tensor:
         """``(S', N)`` bool: whether each model classifies each example as ``y`` says. With
         ``data_index`` ``(S,)`` (as in :func:`train_seeds`) member ``s`` is scored on data set
         ``data_index[s]`` of ``x`` ``(D, N, ...)``, ``y`` ``(D, N)``."""
@@ -176,8 +205,9 @@ class Seeds:
         rows = torch.as_tensor(data_index)[self.members].tolist()
         return torch.stack([correct(m, x[d], y[d], batch_size) for m, d in zip(self.modules, rows)])
 
-    def accuracy(self, x: torch.Tensor, y: torch.Tensor, data_index: torch.Tensor | None = None,
-                 batch_size: int = 1024) -> torch.Tensor:
+    def accuracy(
+        self, x: torch.Tensor, y: torch.Tensor, data_index: torch.Tensor | None = None, batch_size: int = 1024
+    ) -> torch.Tensor:
         """``(S',)`` float accuracy of each model on ``(x, y)``, in [0, 1]."""
         return self.correct(x, y, data_index, batch_size).float().mean(1)
 
@@ -195,19 +225,33 @@ class Seeds:
 def _factories(factory: Factory | Sequence[Factory], n_seeds: int | None) -> list[Factory]:
     if isinstance(factory, Sequence):
         if n_seeds not in (None, len(factory)):
-            raise ValueError(f"n_seeds={n_seeds} with {len(factory)} factories: pass n_seeds=None "
-                             "(one member per factory) or a single factory")
+            raise ValueError(
+                f"n_seeds={n_seeds} with {len(factory)} factories: pass n_seeds=None "
+                "(one member per factory) or a single factory"
+            )
         return list(factory)
     if n_seeds is None or n_seeds < 1:
         raise ValueError(f"n_seeds={n_seeds}: train at least one seed (or pass one factory per member)")
     return [factory] * n_seeds
 
 
-def train_seeds(factory: Factory | Sequence[Factory], x: torch.Tensor, y: torch.Tensor, sgd: SGD, *,
-                n_seeds: int | None, seed: int = 0, device: str | torch.device | None = None,
-                callback: Callback | None = None, hook: Hook | None = None,
-                data_index: torch.Tensor | None = None, subsets: torch.Tensor | None = None,
-                progress: bool = False, desc: str | None = None, batched: bool | None = None) -> Seeds:
+def train_seeds(
+    factory: Factory | Sequence[Factory],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    sgd: SGD,
+    *,
+    n_seeds: int | None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    callback: Callback | None = None,
+    hook: Hook | None = None,
+    data_index: torch.Tensor | None = None,
+    subsets: torch.Tensor | None = None,
+    progress: bool = False,
+    desc: str | None = None,
+    batched: bool | None = None,
+) -> Seeds:
     """Train S seeds of a model with ``sgd`` on ``(x, y)``; member ``i`` has seed ``member_seeds(seed, S)[i]``.
 
     Args:
@@ -233,32 +277,61 @@ def train_seeds(factory: Factory | Sequence[Factory], x: torch.Tensor, y: torch.
     factories = _factories(factory, n_seeds)
     s = len(factories)
     if sgd.n_members not in (None, s):
-        raise ValueError(f"SGD gives per-member lr/weight_decay for {sgd.n_members} members but {s} are trained: "
-                         "give one value per member, or a float for all")
+        raise ValueError(
+            f"SGD gives per-member lr/weight_decay for {sgd.n_members} members but {s} are trained: "
+            "give one value per member, or a float for all"
+        )
     loop = any(needs_loop(f) for f in {id(f): f for f in factories}.values())
     if batched and loop:
-        raise ValueError("batched=True, but this model needs the per-seed loop (BatchNorm running statistics or "
-                         "torch's own dropout): pass batched=None")
+        raise ValueError(
+            "batched=True, but this model needs the per-seed loop (BatchNorm running statistics or "
+            "torch's own dropout): pass batched=None"
+        )
     if sgd.augment and x.ndim != 4 + (data_index is not None):
-        raise ValueError(f"augment=True needs images (N, C, H, W); these inputs are {tuple(x.shape)}: "
-                         "set augment=False")
+        raise ValueError(
+            f"augment=True needs images (N, C, H, W); these inputs are {tuple(x.shape)}: set augment=False"
+        )
     if batched is False or loop:
-        return _loop(factories, x, y, sgd, seed=seed, device=device, callback=callback, hook=hook,
-                     data_index=data_index, subsets=subsets, progress=progress, desc=desc)
+        return _loop(
+            factories,
+            x,
+            y,
+            sgd,
+            seed=seed,
+            device=device,
+            callback=callback,
+            hook=hook,
+            data_index=data_index,
+            subsets=subsets,
+            progress=progress,
+            desc=desc,
+        )
     ens = Ensemble(factories, seed=seed, device=device)
     view = Seeds(range(s), ens.seeds, ensemble=ens)
-    fit(ens, x, y, sgd, data_index=data_index, subsets=subsets, progress=progress, desc=desc,
+    fit(
+        ens,
+        x,
+        y,
+        sgd,
+        data_index=data_index,
+        subsets=subsets,
+        progress=progress,
+        desc=desc,
         callback=(lambda _, st: callback(view, st)) if callback else None,
-        hook=(lambda _, st, xb, yb: hook(view, st, xb, yb)) if hook else None)
+        hook=(lambda _, st, xb, yb: hook(view, st, xb, yb)) if hook else None,
+    )
     return view
 
 
-def _one_model_hook(hook: Hook, view: Callable[[nn.Module], Seeds], subset: torch.Tensor | None
-                    ) -> Callable[[nn.Module, Step, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+def _one_model_hook(
+    hook: Hook, view: Callable[[nn.Module], Seeds], subset: torch.Tensor | None
+) -> Callable[[nn.Module, Step, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """``hook`` (which sees a Seeds view and ``(S', B, ...)`` batches) as train_single's hook of one model."""
+
     def on_batch(m: nn.Module, st: Step, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         xs, ys = hook(view(m), _rows(st, subset), xb[None], yb[None])
         return xs[0], ys[0]
+
     return on_batch
 
 
@@ -270,10 +343,21 @@ def _rows(step: Step, subset: torch.Tensor | None = None) -> Step:
     return replace(step, batch=(step.batch if subset is None else subset.to(step.batch.device)[step.batch])[None])
 
 
-def _loop(factories: list[Factory], x: torch.Tensor, y: torch.Tensor, sgd: SGD, *, seed: int,
-          device: str | torch.device | None, callback: Callback | None, hook: Hook | None,
-          data_index: torch.Tensor | None, subsets: torch.Tensor | None, progress: bool,
-          desc: str | None) -> Seeds:
+def _loop(
+    factories: list[Factory],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    sgd: SGD,
+    *,
+    seed: int,
+    device: str | torch.device | None,
+    callback: Callback | None,
+    hook: Hook | None,
+    data_index: torch.Tensor | None,
+    subsets: torch.Tensor | None,
+    progress: bool,
+    desc: str | None,
+) -> Seeds:
     """One seed after another with :func:`train_single` (each a one-member :class:`Seeds` view)."""
     seeds = member_seeds(seed, len(factories))
     rows = None if data_index is None else data_rows(data_index, len(factories), len(x))[:, 0].tolist()
@@ -282,9 +366,11 @@ def _loop(factories: list[Factory], x: torch.Tensor, y: torch.Tensor, sgd: SGD, 
         subsets = subset_rows(subsets, len(factories), n)
         n = subsets.shape[1]
     modules = []
-    with tqdm(total=len(seeds) * sgd.epochs * steps_per_epoch(n, sgd.batch_size), desc=desc,
-              disable=not progress, leave=False) as bar:
+    with tqdm(
+        total=len(seeds) * sgd.epochs * steps_per_epoch(n, sgd.batch_size), desc=desc, disable=not progress, leave=False
+    ) as bar:
         for i, (f, s) in enumerate(zip(factories, seeds)):
+
             def view(m: nn.Module, i: int = i, s: int = s) -> Seeds:
                 return Seeds([i], [s], modules=[m])
 
@@ -297,6 +383,16 @@ def _loop(factories: list[Factory], x: torch.Tensor, y: torch.Tensor, sgd: SGD, 
             xi, yi = (x, y) if rows is None else (x[rows[i]], y[rows[i]])
             if subset is not None:
                 xi, yi = xi[subset.to(xi.device)], yi[subset.to(yi.device)]
-            modules.append(train_single(f, xi, yi, sgd.member(i), seed=s, device=device, callback=on_step,
-                                        hook=None if hook is None else _one_model_hook(hook, view, subset)))
+            modules.append(
+                train_single(
+                    f,
+                    xi,
+                    yi,
+                    sgd.member(i),
+                    seed=s,
+                    device=device,
+                    callback=on_step,
+                    hook=None if hook is None else _one_model_hook(hook, view, subset),
+                )
+            )
     return Seeds(range(len(seeds)), seeds, modules=modules)

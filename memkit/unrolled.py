@@ -68,8 +68,16 @@ class Recording:
         return call(self.at(t), self.ensemble.buffers)
 
 
-def record_sgd(factory: training.Factory, x: torch.Tensor, y: torch.Tensor, sgd: training.SGD, *,
-               n_seeds: int, seed: int = 0, device: str | torch.device | None = None) -> Recording:
+def record_sgd(
+    factory: training.Factory,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    sgd: training.SGD,
+    *,
+    n_seeds: int,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> Recording:
     """Train ``n_seeds`` seeds with plain mini-batch SGD (``sgd`` without momentum, weight decay,
     schedule or augmentation: the updates the unrolled derivative follows) and record the run:
     θ_s after every update and every mini-batch.
@@ -82,8 +90,10 @@ def record_sgd(factory: training.Factory, x: torch.Tensor, y: torch.Tensor, sgd:
     """
     plain = training.SGD(lr=sgd.lr, batch_size=sgd.batch_size, epochs=sgd.epochs)
     if sgd != plain or isinstance(sgd.lr, tuple):
-        raise ValueError(f"{sgd}: the unrolled derivative follows plain SGD; use one float lr and leave momentum, "
-                         "weight_decay, schedule, augment and autocast at their defaults")
+        raise ValueError(
+            f"{sgd}: the unrolled derivative follows plain SGD; use one float lr and leave momentum, "
+            "weight_decay, schedule, augment and autocast at their defaults"
+        )
     ens = training.Ensemble(factory, n_seeds, seed=seed, device=device)
     snapshots: list[Params] = []
     batches: list[torch.Tensor] = []
@@ -107,9 +117,15 @@ def eval_steps(n_steps: int, n_points: int) -> list[int]:
     return sorted({int(round(t)) for t in np.linspace(n_steps / n, n_steps, n)})
 
 
-def input_gradients(traj: Recording, x: torch.Tensor, y: torch.Tensor, times: Sequence[int],
-                             weights: torch.Tensor | None = None, *,
-                             through_training: bool = True) -> torch.Tensor:
+def input_gradients(
+    traj: Recording,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    times: Sequence[int],
+    weights: torch.Tensor | None = None,
+    *,
+    through_training: bool = True,
+) -> torch.Tensor:
     """∂L_t^c/∂x_n for every evaluation time t, loss component c and training example n.
 
     L_t^c = Σ_n W[c, n] ℓ(f_{θ_t}(x_n), y_n) with ``weights`` W ``(C, N)`` (default: one component,
@@ -166,9 +182,9 @@ def input_gradients(traj: Recording, x: torch.Tensor, y: torch.Tensor, times: Se
         if s in times:  # the direct term of L_s: ∂L_s^c/∂θ_s and ∂L_s^c/∂x at fixed θ_s
             k = times.index(s) * n_comp
             d_theta, d_x = direct(traj.at(s), buffers, x)
-            out[:, :, k:k + n_comp] += d_x.transpose(1, 2)
+            out[:, :, k : k + n_comp] += d_x.transpose(1, 2)
             for name in adj:
-                adj[name][:, k:k + n_comp] += d_theta[name]
+                adj[name][:, k : k + n_comp] += d_theta[name]
         if s == 0 or not through_training:
             continue
         idx = traj.batches[s - 1]
@@ -181,5 +197,6 @@ def input_gradients(traj: Recording, x: torch.Tensor, y: torch.Tensor, times: Se
         raise FloatingPointError(
             f"the derivative through {times[-1]} SGD steps overflowed: with lr={lr} the unrolled training "
             "is chaotic over this horizon (small changes grow step after step). Lower lr or the number of "
-            "epochs, or evaluate fewer steps (times).")
+            "epochs, or evaluate fewer steps (times)."
+        )
     return out.unflatten(2, (n_grid, n_comp)).transpose(1, 2).transpose(2, 3)

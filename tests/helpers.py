@@ -15,8 +15,10 @@ def data_dir() -> Path:
     """The offline data root (``$MEMKIT_DATA``), or skip the test with the reason."""
     root = os.environ.get("MEMKIT_DATA")
     if not root or not Path(root).is_dir():
-        pytest.skip("offline data not found: set MEMKIT_DATA to a folder like ../shared/data "
-                    "(MNIST/raw, FashionMNIST/raw, cifar10-subset/)")
+        pytest.skip(
+            "offline data not found: set MEMKIT_DATA to a folder like ../shared/data "
+            "(MNIST/raw, FashionMNIST/raw, cifar10-subset/)"
+        )
     return Path(root)
 
 
@@ -28,8 +30,14 @@ def run_notebook(name: str, tmp_path: Path, **parameters) -> Path:
     out = tmp_path / f"{name}.ipynb"
     env_profile = os.environ.pop("MEMKIT_PROFILE", None)  # let the `profile` parameter decide
     try:
-        pm.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out), parameters=parameters,
-                            cwd=str(NOTEBOOKS), progress_bar=False, kernel_name="python3")
+        pm.execute_notebook(
+            str(NOTEBOOKS / f"{name}.ipynb"),
+            str(out),
+            parameters=parameters,
+            cwd=str(NOTEBOOKS),
+            progress_bar=False,
+            kernel_name="python3",
+        )
     finally:
         if env_profile is not None:
             os.environ["MEMKIT_PROFILE"] = env_profile

@@ -206,8 +206,9 @@ def test_lass_settings_convert_pixel_units():
     assert torch.allclose(wide["beta"], 2.0 / 255 / std, rtol=1e-4)
 
 
-@pytest.mark.parametrize("bad", [dict(r=-0.1), dict(alpha=-1.0), dict(beta=float("nan")), dict(n_iter=-1),
-                                 dict(n_iter=2.5)])
+@pytest.mark.parametrize(
+    "bad", [dict(r=-0.1), dict(alpha=-1.0), dict(beta=float("nan")), dict(n_iter=-1), dict(n_iter=2.5)]
+)
 def test_bad_parameters_are_rejected(bad):
     kw = dict(r=0.1, alpha=0.1, beta=0.1, n_iter=3) | bad
     with pytest.raises(ValueError, match="LASS|n_iter"):

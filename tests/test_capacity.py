@@ -27,11 +27,16 @@ def toy_stack(n: int = 24) -> cap.Stack:
     g = torch.Generator().manual_seed(2)
     (x0, y0), (xv, yv) = blobs(n), blobs(20, seed=1)
     x1, y1 = torch.randn(n, 1, 6, generator=g), torch.randint(2, (n,), generator=g)
-    return cap.stack([data.Dataset("toy", x0, y0, xv, yv, 2, torch.arange(0), y0),
-                      data.Dataset("toy", x1, y1, xv, yv, 2, torch.arange(n), y0, "randX", 1.0)])
+    return cap.stack(
+        [
+            data.Dataset("toy", x0, y0, xv, yv, 2, torch.arange(0), y0),
+            data.Dataset("toy", x1, y1, xv, yv, 2, torch.arange(n), y0, "randX", 1.0),
+        ]
+    )
 
 
 # ------------------------------------------------------------------------ width for a fraction
+
 
 def test_width_for_fraction_interpolates_in_log_width():
     # target 0.95 lies half-way between 0.9 (width 2) and 1.0 (width 4): 2·√2 in log-width
@@ -53,6 +58,7 @@ def test_width_for_fraction_rejects_bad_input(widths, fraction):
     with pytest.raises(ValueError):
         cap.width_for_fraction_of_best(widths, np.array([0.1, 0.5, 0.9]), fraction)
 
+
 def test_width_rank_correlation_per_seed():
     needed = np.array([[4, 4, 9], [8, 6, 8], [16, 5, 8]])  # (3 levels, 3 seeds)
     rho = cap.width_rank_correlation([0.0, 0.4, 0.8], needed)
@@ -63,6 +69,7 @@ def test_width_rank_correlation_per_seed():
 
 
 # ----------------------------------------------------------------------------------- stacks
+
 
 def test_load_stack_keeps_versions_apart():
     kinds = data.kinds({"randX": [0.5], "randY": [0.5]})
@@ -78,6 +85,7 @@ def test_load_stack_keeps_versions_apart():
 
 # --------------------------------------------------------------------------------- training
 
+
 def test_train_gives_each_member_its_own_data():
     st = toy_stack()
     sgd = training.SGD(lr=0.1, batch_size=8, epochs=2)
@@ -85,8 +93,9 @@ def test_train_gives_each_member_its_own_data():
     assert seeds.batched and cap.data_index(st, 2).tolist() == [0, 0, 1, 1]
     for i in (0, 3):  # seed 0 on version 0, seed 1 on version 1
         d = int(cap.data_index(st, 2)[i])
-        ref = training.train_single(lambda: models.mlp(st.input_shape, [8], 2), st.x_train[d], st.y_train[d],
-                                    sgd, seed=seeds.seeds[i])
+        ref = training.train_single(
+            lambda: models.mlp(st.input_shape, [8], 2), st.x_train[d], st.y_train[d], sgd, seed=seeds.seeds[i]
+        )
         torch.testing.assert_close(seeds.member(i)(st.x_val[0]), ref(st.x_val[0]))
 
 
@@ -144,17 +153,49 @@ def test_measure_trains_the_kinds_and_the_clean_count_controls(monkeypatch):
 
     monkeypatch.setattr(cap, "capacity_sweep", fake)
     kinds = data.kinds({"randX": [0.0, 0.5], "randY": [0.5]})
-    c = cap.measure(functools.partial(data.load, seed=0), "digits", kinds, [4, 8], training.SGD(0.1, 8), epochs=2,
-                    controls=[0.5], depth=1, n_seeds=2, n_train=100, n_test=10)
+    c = cap.measure(
+        functools.partial(data.load, seed=0),
+        "digits",
+        kinds,
+        [4, 8],
+        training.SGD(0.1, 8),
+        epochs=2,
+        controls=[0.5],
+        depth=1,
+        n_seeds=2,
+        n_train=100,
+        n_test=10,
+    )
     # real + 2 noisy kinds; then real with the 50 clean examples, for as many updates (13 and 7 per epoch)
     assert sizes == [(3, 100, 2), (1, 50, 4)]
     assert c.accuracy.shape == (2, 3, 2) and c.control.shape == (2, 1, 2) and c.levels == (0.5,)
     with pytest.raises(ValueError, match="controls"):
-        cap.measure(functools.partial(data.load, seed=0), "digits", kinds, [4], training.SGD(0.1, 8), epochs=1,
-                    controls=[0.3], depth=1, n_seeds=1, n_train=50, n_test=4)
+        cap.measure(
+            functools.partial(data.load, seed=0),
+            "digits",
+            kinds,
+            [4],
+            training.SGD(0.1, 8),
+            epochs=1,
+            controls=[0.3],
+            depth=1,
+            n_seeds=1,
+            n_train=50,
+            n_test=4,
+        )
     with pytest.raises(ValueError, match="real"):
-        cap.measure(functools.partial(data.load, seed=0), "digits", kinds[::-1], [4], training.SGD(0.1, 8),
-                    epochs=1, depth=1, n_seeds=1, n_train=50, n_test=4)
+        cap.measure(
+            functools.partial(data.load, seed=0),
+            "digits",
+            kinds[::-1],
+            [4],
+            training.SGD(0.1, 8),
+            epochs=1,
+            depth=1,
+            n_seeds=1,
+            n_train=50,
+            n_test=4,
+        )
 
 
 # ------------------------------------------------------------------------------------ claims

@@ -17,6 +17,7 @@ from tests.test_capacity import toy_stack
 
 # ---------------------------------------------------------------------------- censored times
 
+
 def times(epochs, converged, budget=50) -> conv.TimeToFit:
     return conv.TimeToFit(np.array(epochs), np.array(converged, dtype=bool), budget)
 
@@ -64,8 +65,13 @@ def test_epochs_to_fit_is_the_first_epoch_at_100_percent():
     seeds = training.member_seeds(0, 4)
     member, d = 2, 1  # seed 0 on the noise: retrain it alone, one epoch short and exactly T
     for epochs, fits in ((int(t.epochs[d, 0]) - 1, False), (int(t.epochs[d, 0]), True)):
-        model = training.train_single(lambda: models.mlp(st.input_shape, [16], 2), st.x_train[d], st.y_train[d],
-                                      replace(sgd, epochs=epochs), seed=seeds[member])
+        model = training.train_single(
+            lambda: models.mlp(st.input_shape, [16], 2),
+            st.x_train[d],
+            st.y_train[d],
+            replace(sgd, epochs=epochs),
+            seed=seeds[member],
+        )
         with torch.no_grad():
             assert bool((model(st.x_train[d]).argmax(-1) == st.y_train[d]).all()) is fits
     # every example is first fit at or before T (it may be forgotten and fit again before T)
@@ -87,13 +93,24 @@ def test_convergence_sweep_trains_every_width_and_size(monkeypatch, capsys):
     def fake(stack, width, sgd, *, depth, n_seeds, budget, seed, device):
         calls.append((stack.n_train, width))
         shape = (len(stack.kinds), n_seeds)
-        return conv.TimeToFit(np.full(shape, stack.n_train + width), np.ones(shape, bool), budget,
-                              np.zeros((*shape, stack.n_train), int))
+        return conv.TimeToFit(
+            np.full(shape, stack.n_train + width), np.ones(shape, bool), budget, np.zeros((*shape, stack.n_train), int)
+        )
 
     monkeypatch.setattr(conv, "epochs_to_fit", fake)
-    t, first = conv.convergence_sweep(functools.partial(data.load, seed=0), "digits", [data.REAL], training.SGD(0.1, 8),
-                                      sizes=[50, 100], widths=[4, 16], depth=1, n_seeds=2, budget=5, log=None,
-                                      progress=True)
+    t, first = conv.convergence_sweep(
+        functools.partial(data.load, seed=0),
+        "digits",
+        [data.REAL],
+        training.SGD(0.1, 8),
+        sizes=[50, 100],
+        widths=[4, 16],
+        depth=1,
+        n_seeds=2,
+        budget=5,
+        log=None,
+        progress=True,
+    )
     assert "digits time to fit:   0%|" in capsys.readouterr().err
     assert calls == [(50, 4), (50, 16), (100, 4), (100, 16)]
     assert t.epochs.shape == (2, 2, 1, 2) and first.shape == (2, 1, 2, 100)
@@ -126,9 +143,14 @@ FINDING = np.array([[40.0, 150.0, 300.0], [30.0, 60.0, 120.0], [30.0, 35.0, 40.0
 
 def test_time_claims_hold_on_a_run_with_the_finding():
     out = conv.claims("toy", grid(FINDING), KINDS, SIZES, WIDTHS, width=16, n=400)
-    assert [c.id for c in out] == ["toy-time-vs-size-randX100", "toy-time-vs-size-randX100-width256",
-                                   "toy-time-vs-capacity-randX100", "toy-time-vs-size-randY100",
-                                   "toy-time-vs-size-randY100-width256", "toy-time-vs-capacity-randY100"]
+    assert [c.id for c in out] == [
+        "toy-time-vs-size-randX100",
+        "toy-time-vs-size-randX100-width256",
+        "toy-time-vs-capacity-randX100",
+        "toy-time-vs-size-randY100",
+        "toy-time-vs-size-randY100-width256",
+        "toy-time-vs-capacity-randY100",
+    ]
     assert all(c.holds for c in out if c.asserted) and all(c.asserted for c in out if "width256" not in c.id)
     assert not any(c.holds for c in out if "width256" in c.id)  # the widest net fits noise as fast at any N
 
@@ -155,8 +177,9 @@ def test_plots_mark_censoring():
 
     kinds = [data.REAL, data.RANDX]
     # (2 sizes, 2 kinds, 3 seeds): the noise's reference median (first size) is itself censored
-    t = times([[[10, 12, 11], [50, 50, 40]], [[12, 12, 13], [50, 50, 50]]],
-              [[[1, 1, 1], [0, 0, 1]], [[1, 1, 1], [0, 0, 0]]])
+    t = times(
+        [[[10, 12, 11], [50, 50, 40]], [[12, 12, 13], [50, 50, 50]]], [[[1, 1, 1], [0, 0, 1]], [[1, 1, 1], [0, 0, 0]]]
+    )
     fig, (a, b) = plt.subplots(1, 2)
     conv.plot_time(a, [100, 200], t, kinds, ref=0, xlabel="N")
     labels = [text.get_text() for text in a.get_legend().get_texts()]
@@ -176,5 +199,10 @@ def test_time_rows_show_censored_medians():
 
 def test_summary_counts_censored_runs():
     summary = times([[3, 50], [4, 5]], [[1, 0], [1, 1]]).summary()
-    assert summary == {"epochs": [[3, 50], [4, 5]], "converged": [[True, False], [True, True]], "budget": 50,
-                       "runs": 4, "censored": 1}
+    assert summary == {
+        "epochs": [[3, 50], [4, 5]],
+        "converged": [[True, False], [True, True]],
+        "budget": 50,
+        "runs": 4,
+        "censored": 1,
+    }

@@ -22,8 +22,13 @@ def test_csr_points():
 
 def test_csr_through_training_batched_and_sequential_agree(monkeypatch):
     ds = data.load("digits", n_train=100, n_test=30, corruption="randY", p=0.5)
-    kw = dict(epochs=[2, 0, 1], n_seeds=2, sgd=training.SGD(batch_size=32, lr=0.05, momentum=0.9),
-              search=A.lass_settings(ds.x_test, r=12, beta=0.0), seed=3)
+    kw = dict(
+        epochs=[2, 0, 1],
+        n_seeds=2,
+        sgd=training.SGD(batch_size=32, lr=0.05, momentum=0.9),
+        search=A.lass_settings(ds.x_test, r=12, beta=0.0),
+        seed=3,
+    )
     factory = lambda: models.mlp(ds.input_shape, [32], 10)
     batched = C.csr_through_training(factory, ds, ds.x_test, **kw)
     monkeypatch.setattr(training, "needs_loop", lambda factory: True)  # the per-seed path for the same model
@@ -56,8 +61,9 @@ ALL_LEVELS = [data.Kind(c, p) for c in ("randX", "randY") for p in LEVELS]
 def curve(csr, val=0.9, noisy=np.nan) -> C.CSRCurves:
     """S identical seeds with these ``(T,)`` curves (or constants)."""
     tile = lambda v: np.tile(np.broadcast_to(np.asarray(v, float), (T,)), (S, 1))
-    return C.CSRCurves(EPOCHS, tile(np.linspace(0.1, 1, T)), tile(val), tile(noisy), tile(csr),
-                       np.zeros((S, 10), bool), batched=True)
+    return C.CSRCurves(
+        EPOCHS, tile(np.linspace(0.1, 1, T)), tile(val), tile(noisy), tile(csr), np.zeros((S, 10), bool), batched=True
+    )
 
 
 def after_peak(start: float, end: float) -> np.ndarray:
@@ -69,10 +75,13 @@ def with_finding() -> dict[data.Kind, C.CSRCurves]:
     """The paper's picture: CSR low on real data, high at once on randX, later on randY; with label
     noise validation accuracy peaks (epoch index 4) before the noisy labels are fit, then drops while
     the CSR grows, the more so the more noise; noisy inputs raise the CSR a little."""
-    curves = {data.REAL: curve(0.05), data.RANDX: curve(np.r_[0.05, np.full(T - 1, 0.6)]),
-              data.RANDY: curve(np.r_[0.05, 0.1, 0.2, 0.3, np.full(T - 4, 0.6)])}
+    curves = {
+        data.REAL: curve(0.05),
+        data.RANDX: curve(np.r_[0.05, np.full(T - 1, 0.6)]),
+        data.RANDY: curve(np.r_[0.05, 0.1, 0.2, 0.3, np.full(T - 4, 0.6)]),
+    }
     for p in LEVELS:
-        val = np.r_[np.linspace(0.2, 0.85, PEAK + 1), after_peak(0.85, 0.8 - 0.1 * p)[PEAK + 1:]]
+        val = np.r_[np.linspace(0.2, 0.85, PEAK + 1), after_peak(0.85, 0.8 - 0.1 * p)[PEAK + 1 :]]
         curves[data.Kind("randY", p)] = curve(after_peak(0.05, 0.05 + 0.5 * p), val, after_peak(0.1, 0.9))
         curves[data.Kind("randX", p)] = curve(after_peak(0.05, 0.05 + 0.2 * p))
     return curves
@@ -89,8 +98,11 @@ RADII = [0.3, 8.0]
 
 def by_radius(gap: float = 0.3) -> dict[data.Kind, np.ndarray]:
     """CSR at r = 0.3 and 8: noise ``gap`` above real data at both."""
-    return {data.REAL: np.tile([0.0, 0.05], (S, 1)), data.RANDX: np.tile([gap, 0.6], (S, 1)),
-            data.RANDY: np.tile([gap, 0.6], (S, 1))}
+    return {
+        data.REAL: np.tile([0.0, 0.05], (S, 1)),
+        data.RANDX: np.tile([gap, 0.6], (S, 1)),
+        data.RANDY: np.tile([gap, 0.6], (S, 1)),
+    }
 
 
 def failing(curves, lin=None, radius=None) -> set[str]:
@@ -123,21 +135,39 @@ def relabel_levels(curves, corruption):
 
 
 def set_labels(curves, **arrays):
-    return curves | {data.Kind("randY", p): replace(curves[data.Kind("randY", p)], **{
-        k: np.tile(v, (S, 1)) for k, v in arrays.items()}) for p in LEVELS}
+    return curves | {
+        data.Kind("randY", p): replace(
+            curves[data.Kind("randY", p)], **{k: np.tile(v, (S, 1)) for k, v in arrays.items()}
+        )
+        for p in LEVELS
+    }
 
 
 COUNTERFACTUALS = {
     "real and randX swapped": (lambda c: swap(c, data.REAL, data.RANDX), {"randX-early", "randX-higher"}),
     "real and randY swapped": (lambda c: swap(c, data.REAL, data.RANDY), {"randY-higher"}),
     "randY rises as early as randX": (lambda c: c | {data.RANDY: c[data.RANDX]}, {"randY-later"}),
-    "flat CSR": (flat, {"randX-early", "randX-higher", "randY-later", "randY-higher", "csr-grows-with-noise-fit",
-                        "csr-rises-with-label-noise", "csr-rises-with-input-noise"}),
+    "flat CSR": (
+        flat,
+        {
+            "randX-early",
+            "randX-higher",
+            "randY-later",
+            "randY-higher",
+            "csr-grows-with-noise-fit",
+            "csr-rises-with-label-noise",
+            "csr-rises-with-input-noise",
+        },
+    ),
     "one seed without the finding": (seed_without_finding, {"randX-early", "randX-higher"}),
-    "noisy labels fit from the start": (lambda c: set_labels(c, noisy_acc=np.full(T, 0.9)),
-                                        {"val-peak-before-noise-fit"}),
-    "validation accuracy never drops": (lambda c: set_labels(c, val_acc=np.linspace(0.2, 0.9, T)),
-                                        {"noise-fit-hurts-val", "csr-grows-with-noise-fit"}),
+    "noisy labels fit from the start": (
+        lambda c: set_labels(c, noisy_acc=np.full(T, 0.9)),
+        {"val-peak-before-noise-fit"},
+    ),
+    "validation accuracy never drops": (
+        lambda c: set_labels(c, val_acc=np.linspace(0.2, 0.9, T)),
+        {"noise-fit-hurts-val", "csr-grows-with-noise-fit"},
+    ),
     "label-noise levels reversed": (lambda c: relabel_levels(c, "randY"), {"csr-rises-with-label-noise"}),
     "input-noise levels reversed": (lambda c: relabel_levels(c, "randX"), {"csr-rises-with-input-noise"}),
 }
@@ -179,10 +209,19 @@ def test_per_seed_validation_peak():
 
 def test_csr_by_radius_grows_with_r_and_matches_the_search():
     ds = data.load("digits", n_train=200, n_test=40)
-    seeds = training.train_seeds(lambda: models.mlp(ds.input_shape, [32], 10), ds.x_train, ds.y_train,
-                                 training.SGD(batch_size=32, lr=0.05, epochs=3), n_seeds=2)
+    seeds = training.train_seeds(
+        lambda: models.mlp(ds.input_shape, [32], 10),
+        ds.x_train,
+        ds.y_train,
+        training.SGD(batch_size=32, lr=0.05, epochs=3),
+        n_seeds=2,
+    )
     v = C.csr_by_radius(seeds, ds.x_test, ds.x_test, [0.0, 8.0, 64.0], n_iter=10, seed=1)
     assert v.shape == (2, 3) and (v[:, 0] == 0).all() and (np.diff(v, axis=1) >= 0).all() and v[:, 2].min() > 0
-    one = A.critical_sample_ratio(seeds.forward, ds.x_test.expand(2, *ds.x_test.shape),
-                                  generator=torch.Generator().manual_seed(1), **A.lass_settings(ds.x_test, r=8.0, n_iter=10))
+    one = A.critical_sample_ratio(
+        seeds.forward,
+        ds.x_test.expand(2, *ds.x_test.shape),
+        generator=torch.Generator().manual_seed(1),
+        **A.lass_settings(ds.x_test, r=8.0, n_iter=10),
+    )
     assert np.allclose(v[:, 1], one.numpy())

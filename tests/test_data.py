@@ -65,16 +65,19 @@ def test_first_n_examples_are_kept_in_order():
     assert torch.equal(full.x_train[:10], part.x_train)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(name="imagenet"), "unknown data set 'imagenet'"),
-    (dict(name="digits", corruption="randZ"), "unknown corruption"),
-    (dict(name="digits", corruption="randY", p=1.5), "outside [0, 1]"),
-    (dict(name="digits", corruption="randY", p=-0.1), "outside [0, 1]"),
-    (dict(name="digits", p=0.2), "without a corruption"),
-    (dict(name="digits", n_train=5000), "n_train=5000 is out of range: digits has 1500"),
-    (dict(name="digits", n_test=0), "n_test=0 is out of range"),
-    (dict(name="digits", size=0), "size=0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(name="imagenet"), "unknown data set 'imagenet'"),
+        (dict(name="digits", corruption="randZ"), "unknown corruption"),
+        (dict(name="digits", corruption="randY", p=1.5), "outside [0, 1]"),
+        (dict(name="digits", corruption="randY", p=-0.1), "outside [0, 1]"),
+        (dict(name="digits", p=0.2), "without a corruption"),
+        (dict(name="digits", n_train=5000), "n_train=5000 is out of range: digits has 1500"),
+        (dict(name="digits", n_test=0), "n_test=0 is out of range"),
+        (dict(name="digits", size=0), "size=0"),
+    ],
+)
 def test_bad_parameters_fail_at_once_with_what_to_do(kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         data.load(**kwargs)
@@ -121,6 +124,7 @@ def test_real_fashion_mnist_and_cifar10_subset():
 
 # ------------------------------------------------------------------------------------ kinds
 
+
 def test_kind_label_key_and_parse_round_trip():
     k = data.Kind("randY", 0.2)
     assert (k.family, k.label, k.key, str(k)) == ("randY", "randY 20%", "randY20", "randY 20%")
@@ -140,9 +144,15 @@ def test_kind_parse_rejects_what_it_cannot_read(text):
         data.Kind.parse(text)
 
 
-@pytest.mark.parametrize("corruption, p, message", [
-    (None, 0.5, "without a corruption"), ("randX", 0.0, "p = 0 is real"), ("randX", 1.5, r"\(0, 1\]"),
-    ("blur", 0.5, "unknown corruption")])
+@pytest.mark.parametrize(
+    "corruption, p, message",
+    [
+        (None, 0.5, "without a corruption"),
+        ("randX", 0.0, "p = 0 is real"),
+        ("randX", 1.5, r"\(0, 1\]"),
+        ("blur", 0.5, "unknown corruption"),
+    ],
+)
 def test_kind_rejects_bad_levels(corruption, p, message):
     with pytest.raises(ValueError, match=message):
         data.Kind(corruption, p)
@@ -177,6 +187,7 @@ def test_load_accepts_a_kind():
 
 # --- bad sizes, damaged files, and what a failed load leaves behind -----------------------------
 
+
 def _idx(path, array):
     """Write ``array`` (uint8) as an MNIST IDX file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -189,7 +200,9 @@ def _fake_mnist(root, n_train=20, n_test=10, labels=None):
     raw = root / "MNIST" / "raw"
     for split, n in (("train", n_train), ("t10k", n_test)):
         _idx(raw / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
-        _idx(raw / f"{split}-labels-idx1-ubyte", labels if labels is not None and split == "train" else np.arange(n) % 10)
+        _idx(
+            raw / f"{split}-labels-idx1-ubyte", labels if labels is not None and split == "train" else np.arange(n) % 10
+        )
     return raw
 
 
@@ -197,22 +210,35 @@ def _fake_cifar10_subset(root, y_train=None):
     folder = root / "cifar10-subset"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    np.savez(folder / "cifar10_subset.npz", x_train=rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8),
-             y_train=np.arange(20) % 10 if y_train is None else y_train,
-             x_test=rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8), y_test=np.arange(10) % 10)
+    np.savez(
+        folder / "cifar10_subset.npz",
+        x_train=rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8),
+        y_train=np.arange(20) % 10 if y_train is None else y_train,
+        x_test=rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8),
+        y_test=np.arange(10) % 10,
+    )
     return folder / "cifar10_subset.npz"
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(name="digits", size=1000), "size=1000 is larger than the native resolution of digits, 8×8: size only downscales"),
-    (dict(name="digits", size=9), "ask for 1..8, or size=None"),
-    (dict(name="mnist1d", size=41), "native resolution of mnist1d, 40:"),
-    (dict(name="digits", size=4.0), "size=4.0 must be a whole number (an int) or None, not float"),
-    (dict(name="digits", n_train=10.5), "n_train=10.5 must be a whole number"),
-    (dict(name="digits", n_test="10"), "n_test='10' must be a whole number"),
-    (dict(name="digits", n_train=True), "n_train=True must be a whole number (an int) or None, not bool"),
-    (dict(name="digits", n_train=1, corruption="randX", p=1.0), "randX needs at least 2 training examples (n_train=1)"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            dict(name="digits", size=1000),
+            "size=1000 is larger than the native resolution of digits, 8×8: size only downscales",
+        ),
+        (dict(name="digits", size=9), "ask for 1..8, or size=None"),
+        (dict(name="mnist1d", size=41), "native resolution of mnist1d, 40:"),
+        (dict(name="digits", size=4.0), "size=4.0 must be a whole number (an int) or None, not float"),
+        (dict(name="digits", n_train=10.5), "n_train=10.5 must be a whole number"),
+        (dict(name="digits", n_test="10"), "n_test='10' must be a whole number"),
+        (dict(name="digits", n_train=True), "n_train=True must be a whole number (an int) or None, not bool"),
+        (
+            dict(name="digits", n_train=1, corruption="randX", p=1.0),
+            "randX needs at least 2 training examples (n_train=1)",
+        ),
+    ],
+)
 def test_bad_sizes_fail_at_once(kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         data.load(**kwargs)
@@ -234,8 +260,12 @@ def test_a_truncated_npz_is_corrupt_not_missing(tmp_path):
 
 def test_labels_outside_the_classes_are_rejected_naming_the_file(tmp_path):
     path = _fake_cifar10_subset(tmp_path, y_train=np.full(20, 12))
-    with pytest.raises(data.DataCorruptError, match=re.escape(
-            f"cifar10-subset: the training labels in {path} are not all in 0..9 (10 classes; found 12..12)")):
+    with pytest.raises(
+        data.DataCorruptError,
+        match=re.escape(
+            f"cifar10-subset: the training labels in {path} are not all in 0..9 (10 classes; found 12..12)"
+        ),
+    ):
         data.load("cifar10-subset", root=tmp_path)
     _fake_mnist(tmp_path / "m", labels=np.full(20, 10))
     with pytest.raises(data.DataCorruptError, match="mnist: the training labels in .*MNIST/raw are not all in 0..9"):
@@ -247,7 +277,9 @@ def test_a_truncated_mnist_file_is_named_and_a_missing_one_too(tmp_path):
     assert data.load("mnist", root=tmp_path, download=False).x_train.shape == (20, 1, 28, 28)
     bad = raw / "t10k-images-idx3-ubyte"
     bad.write_bytes(bad.read_bytes()[:-100])
-    with pytest.raises(data.DataCorruptError, match=re.escape(f"{bad} is there but cannot be read (truncated or corrupt)")):
+    with pytest.raises(
+        data.DataCorruptError, match=re.escape(f"{bad} is there but cannot be read (truncated or corrupt)")
+    ):
         data.load("mnist", root=tmp_path, download=False)
     bad.unlink()
     with pytest.raises(data.DataUnavailableError, match=re.escape("(missing: MNIST/raw/t10k-images-idx3-ubyte)")):

@@ -107,9 +107,18 @@ def test_train_stops_members_at_the_target_and_records_curves():
     x, y = torch.randn(64, 1, 2, 2), torch.randint(2, (64,))
     y[:32] = 0
     x[:32] += 3.0  # easy: class 0 is shifted
-    tr = dz.train(models.factory("mlp", (1, 2, 2), 2, widths=[16]), x, y,
-                  training.SGD(lr=0.1, batch_size=16, epochs=30, momentum=0.9), n_seeds=3, seed=0, stop_at=0.7,
-                  test=(x, y), track=True, device="cpu")
+    tr = dz.train(
+        models.factory("mlp", (1, 2, 2), 2, widths=[16]),
+        x,
+        y,
+        training.SGD(lr=0.1, batch_size=16, epochs=30, momentum=0.9),
+        n_seeds=3,
+        seed=0,
+        stop_at=0.7,
+        test=(x, y),
+        track=True,
+        device="cpu",
+    )
     assert len(tr.models) == 3 and (tr.train_acc >= 0.7).all() and (tr.epochs < 30).all()
     assert tr.curves.g_bar.shape == tr.curves.train_acc.shape == (3, len(tr.curves.epochs))
     assert not np.isnan(tr.curves.g_bar).any()
@@ -120,8 +129,17 @@ def test_train_loops_over_seeds_for_batch_norm():
         return nn.Sequential(nn.Flatten(), nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
 
     x, y = torch.randn(2, 32, 1, 2, 2), torch.randint(2, (2, 32))
-    tr = dz.train(bn_factory, x, y, training.SGD(lr=0.05, batch_size=8, epochs=3), n_seeds=2, seed=0, track=True,
-                  data_index=[0, 1], device="cpu")
+    tr = dz.train(
+        bn_factory,
+        x,
+        y,
+        training.SGD(lr=0.05, batch_size=8, epochs=3),
+        n_seeds=2,
+        seed=0,
+        track=True,
+        data_index=[0, 1],
+        device="cpu",
+    )
     assert len(tr.models) == 2 and not tr.seeds.batched and tr.curves.g_bar.shape == (2, 4)
     assert not np.isnan(tr.curves.g_bar).any()
 
@@ -132,8 +150,10 @@ def test_train_stops_the_same_in_the_batched_and_the_looped_path():
     x[y == 0] += 2.0
     fac = models.factory("mlp", (1, 2, 2), 2, widths=[8])
     sgd = training.SGD(lr=0.1, batch_size=16, epochs=20, momentum=0.9)
-    runs = [dz.train(fac, x, y, sgd, n_seeds=2, seed=0, stop_at=0.9, track=True, device="cpu", batched=b)
-            for b in (True, False)]
+    runs = [
+        dz.train(fac, x, y, sgd, n_seeds=2, seed=0, stop_at=0.9, track=True, device="cpu", batched=b)
+        for b in (True, False)
+    ]
     assert runs[0].seeds.batched and not runs[1].seeds.batched
     assert runs[0].epochs.tolist() == runs[1].epochs.tolist()
     assert np.allclose(runs[0].curves.g_bar, runs[1].curves.g_bar, rtol=1e-3)
@@ -144,7 +164,7 @@ def toy_images(n: int = 256) -> torch.Tensor:
     g = torch.Generator().manual_seed(0)
     x = torch.full((n, 1, 8, 8), -1.0)
     for i, (r, c) in enumerate(torch.randint(0, 5, (n, 2), generator=g)):
-        x[i, 0, r:r + 3, c:c + 3] = 1.0
+        x[i, 0, r : r + 3, c : c + 3] = 1.0
     return x
 
 
@@ -189,6 +209,7 @@ def test_gan_weights_round_trip_and_cache(tmp_path):
 
 # --- claims: a run with every finding, and counterfactual runs without one ---------------------------
 
+
 def finding_run() -> dict:
     epochs = np.arange(31)
     shift = np.array([0.0, 3.0, 6.0])[:, None]  # random labels: seeds start fitting at different times
@@ -199,8 +220,11 @@ def finding_run() -> dict:
     g_t = np.where(epochs >= 1, 5.0, 0.1) + 0 * shift
     curves = {"true": dz.Curves(epochs, g_t, acc_t, acc_t), "random": dz.Curves(epochs, g_r, acc_r, acc_r)}
     rng = np.random.default_rng(0)
-    dist = {(label, kind): rng.uniform(0.9, 1.1, 20) * (0.05 if label == "true" else 2.0)
-            for label in ("true", "random") for kind in dz.PAIR_KINDS}
+    dist = {
+        (label, kind): rng.uniform(0.9, 1.1, 20) * (0.05 if label == "true" else 2.0)
+        for label in ("true", "random")
+        for kind in dz.PAIR_KINDS
+    }
     levels = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
     noise = np.stack([rng.uniform(0.9, 1.1, 20) * (0.05 + 2 * p) for p in levels])
     return dict(dist=dist, noise_levels=levels, noise_dist=noise, curves=curves, n_classes=10)
@@ -247,8 +271,9 @@ def test_hunting_and_paths_claims_fail_with_the_curves_swapped():
 def test_paths_claim_fails_when_random_seeds_follow_one_path():
     run = finding_run()
     c = run["curves"]["random"]
-    run["curves"]["random"] = dz.Curves(c.epochs, np.repeat(c.g_bar[:1], 3, 0), np.repeat(c.train_acc[:1], 3, 0),
-                                        c.test_acc)
+    run["curves"]["random"] = dz.Curves(
+        c.epochs, np.repeat(c.g_bar[:1], 3, 0), np.repeat(c.train_acc[:1], 3, 0), c.test_acc
+    )
     h = held(run)
     assert not h["n-paths"] and h["hunting-random"]
 

@@ -54,8 +54,14 @@ def test_forest_early_stopping_rule():
     assert easy.details["n_trees"] == 40 and easy.model.n_estimators == 40
     assert [n for n, _ in easy.details["oob"]] == [20, 40] and easy.details["oob"][-1][1] == 1.0
     # in general: every gain before the last is >= tol, the last one < tol
-    noisy = estimators.fit_forest(x + 3 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1)), y,
-                               chunk=5, tol=0.01, max_trees=200, n_jobs=1)
+    noisy = estimators.fit_forest(
+        x + 3 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1)),
+        y,
+        chunk=5,
+        tol=0.01,
+        max_trees=200,
+        n_jobs=1,
+    )
     gains = np.diff([acc for _, acc in noisy.details["oob"]])
     assert np.all(gains[:-1] >= 0.01) and gains[-1] < 0.01
     # a tolerance no gain can fall below never stops early

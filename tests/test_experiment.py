@@ -35,8 +35,9 @@ def test_run_resolves_settings_data_sets_and_device(out, capsys):
     run = make("paper", dataset="mnist", seed=3, overrides={"n_models": 1})
     assert run.profile == "paper" and run.cfg == {**SETTINGS["paper"], "n_models": 1}
     assert run.datasets == ["mnist"] and run.device == torch.device("cpu") and run.seed == 3
-    assert run.parameters == dict(profile="paper", dataset="mnist", seed=3, device="cpu",
-                                  overrides={"n_models": 1}, **run.cfg)
+    assert run.parameters == dict(
+        profile="paper", dataset="mnist", seed=3, device="cpu", overrides={"n_models": 1}, **run.cfg
+    )
     printed = capsys.readouterr().out
     assert "99_demo: profile=paper datasets=['mnist'] seed=3 device=cpu (float32)" in printed
     assert "Note" not in printed
@@ -50,14 +51,19 @@ def test_memkit_profile_override_is_announced(out, monkeypatch, capsys):
     assert "Note: $MEMKIT_PROFILE=test overrides this notebook's profile='paper'" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(overrides={"n_model": 5}), "unknown setting.*n_model.*settings are datasets, n_models, lr, n_train"),
-    (dict(overrides={"n_models": "5"}), "override n_models='5' has type str, but setting 'n_models' has type int"
-                                        ".*pass a value of type int"),
-    (dict(overrides={"lr": [0.1]}), "override lr=\\[0.1\\] has type list.*pass a value of type float"),
-    (dict(dataset="svhn"), "unknown data set 'svhn'; choose one of digits"),
-    (dict(profile="fast"), "unknown profile 'fast'; use one of test, quick, paper"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(overrides={"n_model": 5}), "unknown setting.*n_model.*settings are datasets, n_models, lr, n_train"),
+        (
+            dict(overrides={"n_models": "5"}),
+            "override n_models='5' has type str, but setting 'n_models' has type int.*pass a value of type int",
+        ),
+        (dict(overrides={"lr": [0.1]}), "override lr=\\[0.1\\] has type list.*pass a value of type float"),
+        (dict(dataset="svhn"), "unknown data set 'svhn'; choose one of digits"),
+        (dict(profile="fast"), "unknown profile 'fast'; use one of test, quick, paper"),
+    ],
+)
 def test_errors_say_what_to_do(out, kwargs, message):
     with pytest.raises(ValueError, match=message):
         make(**kwargs)
@@ -84,13 +90,11 @@ def test_claims_check_their_op_and_id(out):
 def test_timers_add_up_and_total_counts_outer_blocks(out):
     run = make()
     for _ in range(2):
-        with run.timer("train"):
-            with run.timer("inner"):
-                pass
-    assert set(run.timings) == {"train", "inner"} and run.timings["train"] >= run.timings["inner"] >= 0
-    with pytest.raises(ValueError, match="give the timer another name"):
-        with run.timer("total_s"):
+        with run.timer("train"), run.timer("inner"):
             pass
+    assert set(run.timings) == {"train", "inner"} and run.timings["train"] >= run.timings["inner"] >= 0
+    with pytest.raises(ValueError, match="give the timer another name"), run.timer("total_s"):
+        pass
     doc = json.loads(run.finish().read_text())
     assert doc["timings"]["total_s"] == pytest.approx(run.timings["train"], abs=1e-3)
 
@@ -98,8 +102,7 @@ def test_timers_add_up_and_total_counts_outer_blocks(out):
 def test_arrays_round_trip_through_finish(out):
     run = make()
     correct = torch.rand(3, 50) > 0.5
-    run.save_arrays("digits/train", correct=correct, rate=np.linspace(0, 1, 50, dtype=np.float32),
-                    index=np.arange(50))
+    run.save_arrays("digits/train", correct=correct, rate=np.linspace(0, 1, 50, dtype=np.float32), index=np.arange(50))
     run.save_arrays("digits/test/randX50", labels=np.array(["a", "b"]))
     with pytest.raises(ValueError, match="already saved in this run; give each array its own key"):
         run.save_arrays("digits/train", rate=np.zeros(50))
@@ -109,8 +112,12 @@ def test_arrays_round_trip_through_finish(out):
         run.save_arrays("digits/val", bad=np.array([{}, None]))
     run.finish()
     arrays = experiment.load_arrays(out / "results" / "quick" / "99_demo.npz")
-    assert sorted(arrays) == ["digits/test/randX50/labels", "digits/train/correct", "digits/train/index",
-                              "digits/train/rate"]
+    assert sorted(arrays) == [
+        "digits/test/randX50/labels",
+        "digits/train/correct",
+        "digits/train/index",
+        "digits/train/rate",
+    ]
     assert all(type(a) is np.ndarray for a in arrays.values())
     assert arrays["digits/train/correct"].dtype == np.bool_ and arrays["digits/train/rate"].dtype == np.float32
     np.testing.assert_array_equal(arrays["digits/train/correct"], correct.numpy())
@@ -151,8 +158,10 @@ def test_finish_writes_claims_and_asserts_only_asserted_ones(out):
     path = run.finish(extra={"note": 1})
     doc = json.loads(path.read_text())
     assert path == out / "results" / "quick" / "99_demo.json" and doc["note"] == 1
-    assert [(c["id"], c["holds"], c["asserted"]) for c in doc["claims"]] == [("holds", True, True),
-                                                                              ("gap", False, False)]
+    assert [(c["id"], c["holds"], c["asserted"]) for c in doc["claims"]] == [
+        ("holds", True, True),
+        ("gap", False, False),
+    ]
     assert doc["parameters"]["n_models"] == 3 and doc["environment"]["device"] == "cpu"
     run.claim("fails", "s", "m", 0.0, 1.0)
     with pytest.raises(AssertionError, match="fails"):

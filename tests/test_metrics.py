@@ -60,11 +60,13 @@ def test_binomial_quantiles():
 def test_mantel_haenszel_risk_ratio_by_hand():
     # stratum 1: 8 of 10 exposed, 1 of 2 unexposed have the event; stratum 2: 1 of 2 and 2 of 10
     a, n1, b, n0 = (torch.tensor(v) for v in ([8, 1], [10, 2], [1, 2], [2, 10]))
-    assert metrics.mantel_haenszel_risk_ratio(a, n1, b, n0).item() == pytest.approx((8 * 2 / 12 + 1 * 10 / 12) /
-                                                                                    (1 * 10 / 12 + 2 * 2 / 12))
+    assert metrics.mantel_haenszel_risk_ratio(a, n1, b, n0).item() == pytest.approx(
+        (8 * 2 / 12 + 1 * 10 / 12) / (1 * 10 / 12 + 2 * 2 / 12)
+    )
     # the same ratio (2) in every stratum, at different base rates: RR_MH is that ratio
-    same = metrics.mantel_haenszel_risk_ratio(torch.tensor([4, 40]), torch.tensor([10, 50]), torch.tensor([1, 10]),
-                                              torch.tensor([5, 25]))
+    same = metrics.mantel_haenszel_risk_ratio(
+        torch.tensor([4, 40]), torch.tensor([10, 50]), torch.tensor([1, 10]), torch.tensor([5, 25])
+    )
     assert same.item() == pytest.approx(2.0)
 
 
@@ -80,6 +82,7 @@ def test_permute_within_groups_keeps_each_groups_values():
 
 
 # --- Gini -----------------------------------------------------------------------------------
+
 
 def test_gini_of_equal_values_is_zero():
     assert metrics.gini(torch.full((50,), 3.7)).item() == pytest.approx(0.0, abs=1e-12)
@@ -100,7 +103,7 @@ def test_gini_of_1_to_n_matches_the_closed_form(n):
 
 def test_gini_matches_the_mean_absolute_difference_and_is_scale_and_order_invariant():
     v = torch.rand(3, 40, generator=torch.Generator().manual_seed(0)) ** 3
-    pairwise = (v[:, :, None] - v[:, None, :]).abs().sum((1, 2)) / (2 * 40 ** 2 * v.mean(1))
+    pairwise = (v[:, :, None] - v[:, None, :]).abs().sum((1, 2)) / (2 * 40**2 * v.mean(1))
     g = metrics.gini(v)
     assert g.shape == (3,)
     assert torch.allclose(g, pairwise.double(), atol=1e-6)

@@ -7,13 +7,20 @@ import pytest
 import torch
 from torch import nn
 
-from memkit import archs, models, training
+from memkit import archs, models
 
 #: A small input each architecture takes: image architectures at their smallest side (one channel,
 #: H ≠ W, so that channels and the two sides are plumbed through), K = 5.
-SMALL = {"mlp": ((1, 8, 8), {"widths": [16]}), "cnn": ((1, 40), {"channels": (4,), "hidden": 8}),
-         "paper_cnn": ((1, 29, 30), {"channels": 8}), "vgg11": ((1, 32, 33), {}), "vgg13": ((1, 32, 33), {}),
-         "resnet32": ((1, 1, 2), {}), "densenet121": ((1, 8, 9), {}), "resnet101": ((1, 1, 2), {})}
+SMALL = {
+    "mlp": ((1, 8, 8), {"widths": [16]}),
+    "cnn": ((1, 40), {"channels": (4,), "hidden": 8}),
+    "paper_cnn": ((1, 29, 30), {"channels": 8}),
+    "vgg11": ((1, 32, 33), {}),
+    "vgg13": ((1, 32, 33), {}),
+    "resnet32": ((1, 1, 2), {}),
+    "densenet121": ((1, 8, 9), {}),
+    "resnet101": ((1, 1, 2), {}),
+}
 
 
 def test_archs_are_all_listed():
@@ -91,20 +98,23 @@ def test_same_seed_same_weights(arch):
     assert not all(torch.equal(first[k], v) for k, v in make().state_dict().items())  # a new draw without a seed
 
 
-@pytest.mark.parametrize("arch, shape, options, message", [
-    ("vgg", (3, 32, 32), {}, "unknown architecture 'vgg'; use one of mlp, cnn"),
-    ("mlp", (3, 32, 32), {}, r"mlp needs widths=\.\.\. \(mlp takes widths"),
-    ("mlp", (3, 32, 32), {"widths": [4], "depth": 2}, "unknown option.*depth for mlp: mlp takes widths"),
-    ("cnn", (1, 40), {"width": 4}, "cnn takes channels, hidden, kernel_size"),
-    ("resnet32", (3, 32, 32), {"shortcut": "B"}, "resnet32 takes no options"),
-    ("cnn", (40,), {}, "use 'mlp'"),
-    ("densenet121", (1, 40), {}, r"takes images \(C, H, W\).*use 'mlp' or 'cnn'"),
-    ("vgg11", (1, 28, 28), {}, "at least 32×32.*pad them, or use 'cnn' or 'resnet32'"),
-    ("vgg13", (1, 31, 40), {}, "at least 32×32"),
-    ("densenet121", (3, 7, 8), {}, "at least 8×8"),
-    ("paper_cnn", (1, 28, 28), {}, "at least 29×29"),
-    ("resnet32", (3, 32, 32), {"n_classes": 0}, "n_classes"),
-])
+@pytest.mark.parametrize(
+    "arch, shape, options, message",
+    [
+        ("vgg", (3, 32, 32), {}, "unknown architecture 'vgg'; use one of mlp, cnn"),
+        ("mlp", (3, 32, 32), {}, r"mlp needs widths=\.\.\. \(mlp takes widths"),
+        ("mlp", (3, 32, 32), {"widths": [4], "depth": 2}, "unknown option.*depth for mlp: mlp takes widths"),
+        ("cnn", (1, 40), {"width": 4}, "cnn takes channels, hidden, kernel_size"),
+        ("resnet32", (3, 32, 32), {"shortcut": "B"}, "resnet32 takes no options"),
+        ("cnn", (40,), {}, "use 'mlp'"),
+        ("densenet121", (1, 40), {}, r"takes images \(C, H, W\).*use 'mlp' or 'cnn'"),
+        ("vgg11", (1, 28, 28), {}, "at least 32×32.*pad them, or use 'cnn' or 'resnet32'"),
+        ("vgg13", (1, 31, 40), {}, "at least 32×32"),
+        ("densenet121", (3, 7, 8), {}, "at least 8×8"),
+        ("paper_cnn", (1, 28, 28), {}, "at least 29×29"),
+        ("resnet32", (3, 32, 32), {"n_classes": 0}, "n_classes"),
+    ],
+)
 def test_errors_say_what_to_do(arch, shape, options, message):
     n_classes = options.pop("n_classes", 10)
     with pytest.raises(ValueError, match=message):

@@ -18,7 +18,9 @@ def problems(nb: dict) -> list[str]:
     found = []
     for i, cell in enumerate(nb["cells"]):
         if "id" not in cell:
-            found.append(f"cell {i} has no id: nbformat 4.5 needs one (open and save it in JupyterLab, or nbformat.validator.normalize)")
+            found.append(
+                f"cell {i} has no id: nbformat 4.5 needs one (open and save it in JupyterLab, or nbformat.validator.normalize)"
+            )
         if cell["cell_type"] != "code":
             continue
         if cell.get("outputs"):
@@ -30,8 +32,9 @@ def problems(nb: dict) -> list[str]:
         found.append(f"{len(tagged)} cells are tagged 'parameters': there must be exactly one")
     else:
         tree = ast.parse("".join(tagged[0]["source"]))
-        names = {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
-                 if isinstance(t, ast.Name)}
+        names = {
+            t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)
+        }
         if not all(isinstance(node, ast.Assign) for node in tree.body):
             found.append("the parameters cell must hold plain assignments only")
         if missing := SHARED - names:
@@ -48,9 +51,25 @@ def test_notebook_is_committed_clean(path):
 
 
 def test_hygiene_check_catches_outputs_counts_and_parameters():
-    clean = {"metadata": {"kernelspec": {"name": "python3"}}, "cells": [
-        {"cell_type": "code", "id": "p", "metadata": {"tags": ["parameters"]}, "execution_count": None, "outputs": [],
-         "source": ["profile = 'quick'\n", "dataset = None\n", "seed = 0\n", "device = None\n", "overrides = {}\n"]}]}
+    clean = {
+        "metadata": {"kernelspec": {"name": "python3"}},
+        "cells": [
+            {
+                "cell_type": "code",
+                "id": "p",
+                "metadata": {"tags": ["parameters"]},
+                "execution_count": None,
+                "outputs": [],
+                "source": [
+                    "profile = 'quick'\n",
+                    "dataset = None\n",
+                    "seed = 0\n",
+                    "device = None\n",
+                    "overrides = {}\n",
+                ],
+            }
+        ],
+    }
     assert problems(clean) == []
     dirty = json.loads(json.dumps(clean))
     dirty["cells"][0].update(execution_count=3, outputs=[{"output_type": "stream", "text": "x"}])

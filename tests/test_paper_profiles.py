@@ -21,22 +21,72 @@ from tests.helpers import data_dir, run_notebook
 CUT_DOWN = {
     "01_easy_examples": (["mnist", "cifar10-subset"], {"n_seeds": 3, "n_train": 300, "n_track": 100}),
     "02_loss_sensitivity": (["mnist"], {"n_train": 100, "n_seeds": 2, "epochs": 2, "n_times": 2, "n_times_class": 2}),
-    "03_capacity_convergence": (["mnist", "cifar10-subset"], {
-        "n_seeds": 1, "capacity_n": 200, "n_heldout": 100, "capacity_widths": [16, 64], "capacity_epochs": 1,
-        "noise_levels": [0.0, 0.8], "clean_controls": [0.8], "time_noise": {"randX": [1.0]}, "time_sizes": [50, 100],
-        "time_width": 64, "time_widths": [16, 64], "time_n": 100, "time_budget": 2}),
-    "04_critical_samples": (["mnist", "cifar10-subset"], {
-        "n_seeds": 1, "n_train": 64, "n_test": 50, "n_csr": 10, "epochs": [0, 1], "noise_levels": [0.5],
-        "widths": [64], "n_check": 100, "lass": {"n_iter": 2}}),
-    "05_regularization": (["mnist", "cifar10-subset"], {
-        "n_train": 64, "n_seeds": 1, "epochs": 1, "arch_options": {"channels": [4], "hidden": 8},
-        "strengths": {"dropout": [0.5], "weight_decay": [0.001], "adversarial": [0.5]}, "lass": {"n_iter": 2}}),
-    "06_shallow_first": (["mnist", "cifar10-subset"], {"n_seeds": 2, "n_train": 8, "n_test": 8, "epochs": 1, "n_log": 2}),
-    "07_one_way_to_learn": ("cifar10-subset", {
-        "n_train": 256, "n_seeds": 2, "epochs": 2, "n_grad": 64, "noise_levels": [0.0, 1.0], "n_z": 2, "am_iter": 3,
-        "gan_epochs": 1, "gan_width": 8,
-        "archs": {"A": {"arch": "cnn", "channels": [8], "hidden": 16},
-                  "A_large": {"arch": "cnn", "channels": [16], "hidden": 16}, "B": {"arch": "mlp", "widths": [32]}}}),
+    "03_capacity_convergence": (
+        ["mnist", "cifar10-subset"],
+        {
+            "n_seeds": 1,
+            "capacity_n": 200,
+            "n_heldout": 100,
+            "capacity_widths": [16, 64],
+            "capacity_epochs": 1,
+            "noise_levels": [0.0, 0.8],
+            "clean_controls": [0.8],
+            "time_noise": {"randX": [1.0]},
+            "time_sizes": [50, 100],
+            "time_width": 64,
+            "time_widths": [16, 64],
+            "time_n": 100,
+            "time_budget": 2,
+        },
+    ),
+    "04_critical_samples": (
+        ["mnist", "cifar10-subset"],
+        {
+            "n_seeds": 1,
+            "n_train": 64,
+            "n_test": 50,
+            "n_csr": 10,
+            "epochs": [0, 1],
+            "noise_levels": [0.5],
+            "widths": [64],
+            "n_check": 100,
+            "lass": {"n_iter": 2},
+        },
+    ),
+    "05_regularization": (
+        ["mnist", "cifar10-subset"],
+        {
+            "n_train": 64,
+            "n_seeds": 1,
+            "epochs": 1,
+            "arch_options": {"channels": [4], "hidden": 8},
+            "strengths": {"dropout": [0.5], "weight_decay": [0.001], "adversarial": [0.5]},
+            "lass": {"n_iter": 2},
+        },
+    ),
+    "06_shallow_first": (
+        ["mnist", "cifar10-subset"],
+        {"n_seeds": 2, "n_train": 8, "n_test": 8, "epochs": 1, "n_log": 2},
+    ),
+    "07_one_way_to_learn": (
+        "cifar10-subset",
+        {
+            "n_train": 256,
+            "n_seeds": 2,
+            "epochs": 2,
+            "n_grad": 64,
+            "noise_levels": [0.0, 1.0],
+            "n_z": 2,
+            "am_iter": 3,
+            "gan_epochs": 1,
+            "gan_width": 8,
+            "archs": {
+                "A": {"arch": "cnn", "channels": [8], "hidden": 16},
+                "A_large": {"arch": "cnn", "channels": [16], "hidden": 16},
+                "B": {"arch": "mlp", "widths": [32]},
+            },
+        },
+    ),
 }
 
 

@@ -18,8 +18,15 @@ from memkit import regularization as reg
 from memkit.data import REAL, Kind
 
 RANDY, MIXED = Kind("randY", 1.0), Kind("randY", 0.5)
-THRESHOLDS = {"k": 3.0, "margin": 0.25, "noise_target": 0.5, "real_target": 0.9, "slowdown": 2.0, "acc_margin": 0.03,
-              "fit_ratio": 0.5}
+THRESHOLDS = {
+    "k": 3.0,
+    "margin": 0.25,
+    "noise_target": 0.5,
+    "real_target": 0.9,
+    "slowdown": 2.0,
+    "acc_margin": 0.03,
+    "fit_ratio": 0.5,
+}
 CHOSEN = {"dropout": 0.5, "adversarial": 0.5}
 
 
@@ -30,8 +37,13 @@ def stack():
 
 def test_settings_grid_and_options():
     settings = reg.grid({"dropout": [0.2, 0.5], "weight_decay": [1e-3], "adversarial_dropout": [0.5]}, adv_dropout=0.3)
-    assert [s.key for s in settings] == ["none", "dropout0.2", "dropout0.5", "weight_decay0.001",
-                                         "adversarial_dropout0.5"]
+    assert [s.key for s in settings] == [
+        "none",
+        "dropout0.2",
+        "dropout0.5",
+        "weight_decay0.001",
+        "adversarial_dropout0.5",
+    ]
     assert settings[2].noise == {"dropout": 0.5, "input_dropout": 0.0, "input_noise": 0.0, "hidden_noise": 0.0}
     assert settings[3].weight_decay == 1e-3 and settings[3].adversarial == 0 and settings[0].label == "none"
     assert settings[4].noise["dropout"] == 0.3 and settings[4].adversarial == 0.5
@@ -62,8 +74,9 @@ def test_stack_splits_validation_from_test_and_marks_changed_labels(stack):
 
 def test_adversarial_hook_trains_on_lass_critical_samples_and_is_deterministic(stack):
     factory = models.factory("mlp", (1, 8, 8), 10, widths=[32])
-    seeds = training.train_seeds(factory, stack.x_train[0], stack.y_train[0], training.SGD(lr=0.1, batch_size=32),
-                                 n_seeds=2, device="cpu")
+    seeds = training.train_seeds(
+        factory, stack.x_train[0], stack.y_train[0], training.SGD(lr=0.1, batch_size=32), n_seeds=2, device="cpu"
+    )
     search = adversarial.lass_settings(stack.x_test, r=32.0, n_iter=10)
     hook = reg.adversarial_hook(torch.tensor([0.5, 0.0]), search, seed=7)
     xb, yb = stack.x_train[0][:20].expand(2, 20, 1, 8, 8), stack.y_train[0][:20].expand(2, 20)
@@ -97,6 +110,7 @@ def test_train_measures_every_member_and_repeats(stack):
 
 # ------------------------------------------------------------------------------- known answers
 
+
 def curves(mem, gen, t_noise, t_real, fit, final, peak=None, jitter=0.0, budget=40):
     """Synthetic curves for settings none, dropout 0.5, adversarial 0.5 (one value each per argument):
     randY training accuracy steps from 0.1 to ``mem`` at ``t_noise`` (or at the last epoch); real from 0.5 to 0.95 at
@@ -122,8 +136,15 @@ def curves(mem, gen, t_noise, t_real, fit, final, peak=None, jitter=0.0, budget=
     return reg.Curves(settings, (REAL, RANDY, MIXED), t, acc, noisy, val, val.copy(), correct)
 
 
-FINDING = {"mem": [0.9, 0.4, 0.45], "gen": [0.95, 0.95, 0.94], "t_noise": [10, 99, 99], "t_real": [1, 1, 1],
-               "fit": [0.9, 0.1, 0.3], "final": [0.6, 0.92, 0.88], "peak": 0.9}
+FINDING = {
+    "mem": [0.9, 0.4, 0.45],
+    "gen": [0.95, 0.95, 0.94],
+    "t_noise": [10, 99, 99],
+    "t_real": [1, 1, 1],
+    "fit": [0.9, 0.1, 0.3],
+    "final": [0.6, 0.92, 0.88],
+    "peak": 0.9,
+}
 
 
 def test_quantities_known_answers():
@@ -173,8 +194,9 @@ def test_mixed_claims_fail_without_an_effect_or_at_a_cost_in_accuracy():
 def test_claims_are_summarised_by_the_worst_seed_and_flags_pass_through():
     ok = held(jitter=0.3)  # the mean cut is still 0.5, but the worst seed cuts only 0.2 < 0.25
     assert not ok["dropout-cuts-memorization"] and held()["dropout-cuts-memorization"]
-    found = reg.claims(curves(**FINDING), chosen=CHOSEN, name="d", reported=["adversarial-cuts-memorization"],
-                       **THRESHOLDS)
+    found = reg.claims(
+        curves(**FINDING), chosen=CHOSEN, name="d", reported=["adversarial-cuts-memorization"], **THRESHOLDS
+    )
     flags = {c.id: c.asserted for c in found}
     assert flags["d-dropout-cuts-memorization"] and flags["d-adversarial-slows-noise-more"]
     assert not flags["d-adversarial-cuts-memorization"] and not flags["d-adversarial-most-effective"]

@@ -69,9 +69,19 @@ def test_write_result_schema(tmp_path, monkeypatch):
     path = results.write_result("99_demo", "quick", {"seed": 0}, [claim], {"total_s": 1.23456}, "cpu")
     assert path == tmp_path / "results" / "quick" / "99_demo.json"
     doc = json.loads(path.read_text())
-    assert doc["claims"] == [{"id": "c1", "statement": "statement", "metric": "metric", "value": 3.0,
-                              "threshold": 2.0, "op": ">", "figure": "Fig. 1", "asserted": True,
-                              "holds": True}]
+    assert doc["claims"] == [
+        {
+            "id": "c1",
+            "statement": "statement",
+            "metric": "metric",
+            "value": 3.0,
+            "threshold": 2.0,
+            "op": ">",
+            "figure": "Fig. 1",
+            "asserted": True,
+            "holds": True,
+        }
+    ]
     assert doc["timings"] == {"total_s": 1.235} and doc["environment"]["device"] == "cpu"
 
 
@@ -118,19 +128,34 @@ def test_atomic_write_gives_the_usual_permissions(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o644
 
 
-@pytest.mark.parametrize("override, ok", [({"n": 5}, True), ({"n": "5"}, False), ({"n": 2.5}, False),
-                                          ({"n": True}, False), ({"lr": 1}, True), ({"lr": "0.1"}, False),
-                                          ({"sizes": (1, 2)}, True), ({"sizes": 3}, False),
-                                          ({"n_track": 10}, True), ({"n_track": None}, True),
-                                          ({"anything": "x"}, True), ({"lr": None}, False),
-                                          ({"opts": {"r": 1}}, True), ({"opts": [1]}, False)])
+@pytest.mark.parametrize(
+    "override, ok",
+    [
+        ({"n": 5}, True),
+        ({"n": "5"}, False),
+        ({"n": 2.5}, False),
+        ({"n": True}, False),
+        ({"lr": 1}, True),
+        ({"lr": "0.1"}, False),
+        ({"sizes": (1, 2)}, True),
+        ({"sizes": 3}, False),
+        ({"n_track": 10}, True),
+        ({"n_track": None}, True),
+        ({"anything": "x"}, True),
+        ({"lr": None}, False),
+        ({"opts": {"r": 1}}, True),
+        ({"opts": [1]}, False),
+    ],
+)
 def test_overrides_keep_the_type_of_their_setting(override, ok):
-    table = {"quick": dict(n=1, lr=0.1, sizes=[1], n_track=None, anything=None, opts={"r": 2}),
-             "paper": dict(n=2, lr=0.1, sizes=[2], n_track=1000, anything=None, opts={"r": 3})}
+    table = {
+        "quick": dict(n=1, lr=0.1, sizes=[1], n_track=None, anything=None, opts={"r": 2}),
+        "paper": dict(n=2, lr=0.1, sizes=[2], n_track=1000, anything=None, opts={"r": 3}),
+    }
     if ok:
         assert profiles.settings("quick", table, override) == {**table["quick"], **override}
     else:
-        (name, value), = override.items()
+        ((name, value),) = override.items()
         message = rf"override {name}={re.escape(repr(value))} has type {type(value).__name__}, but setting '{name}'"
         with pytest.raises(ValueError, match=message + " has type .*; pass a value of type"):
             profiles.settings("quick", table, override)

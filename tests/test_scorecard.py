@@ -11,8 +11,13 @@ from memkit.scorecard import scorecard, split_claim_id, write_scorecard
 def _result(root: Path, profile: str, stem: str, claims: list[dict], device: str = "cpu") -> None:
     path = root / "results" / profile / f"{stem}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"notebook": stem.split(".")[0], "profile": profile, "date": "2026-11-30",
-           "environment": {"device": device, "device_name": device.upper()}, "claims": claims}
+    doc = {
+        "notebook": stem.split(".")[0],
+        "profile": profile,
+        "date": "2026-11-30",
+        "environment": {"device": device, "device_name": device.upper()},
+        "claims": claims,
+    }
     path.write_text(json.dumps(doc))
 
 
@@ -28,8 +33,17 @@ def test_split_claim_id_takes_the_longest_data_set_name():
 
 
 def test_scorecard_has_a_column_per_run_and_lists_failed_claims_first(tmp_path):
-    _result(tmp_path, "quick", "01_easy", [_claim("digits-a", 2.0, True), _claim("digits-b", 3.0, True),
-                                          _claim("mnist-a", 1.5, True), _claim("mnist-b", 0.5, False, note="why")])
+    _result(
+        tmp_path,
+        "quick",
+        "01_easy",
+        [
+            _claim("digits-a", 2.0, True),
+            _claim("digits-b", 3.0, True),
+            _claim("mnist-a", 1.5, True),
+            _claim("mnist-b", 0.5, False, note="why"),
+        ],
+    )
     _result(tmp_path, "paper", "01_easy.mnist", [_claim("mnist-a", 0.2, False, asserted=False)], device="cuda")
     _result(tmp_path, "test", "01_easy", [_claim("digits-a", 9.0, False)])  # test runs are not results
     text = scorecard(tmp_path)

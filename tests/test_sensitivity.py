@@ -15,7 +15,6 @@ from memkit import data, metrics, models, training
 from memkit import sensitivity as S
 from memkit import unrolled as U
 
-
 # --- unrolled derivative ----------------------------------------------------------------------
 
 N, D, K = 8, 4, 3
@@ -123,8 +122,15 @@ def test_a_grid_of_times_agrees_with_every_step():
     """The values at grid times do not depend on the grid, and the Gini coefficient of ḡ from one
     evaluation per epoch (as the notebook's profiles use) is close to the one from every step."""
     ds = data.load("digits", n_train=200)
-    traj = U.record_sgd(lambda: models.mlp(ds.input_shape, [16, 16], 10), ds.x_train, ds.y_train,
-                        training.SGD(epochs=20, batch_size=40, lr=0.2), n_seeds=2, seed=0, device="cpu")
+    traj = U.record_sgd(
+        lambda: models.mlp(ds.input_shape, [16, 16], 10),
+        ds.x_train,
+        ds.y_train,
+        training.SGD(epochs=20, batch_size=40, lr=0.2),
+        n_seeds=2,
+        seed=0,
+        device="cpu",
+    )
     with S.single_threaded(torch.device("cpu")):
         every = S.loss_sensitivity(traj, ds.x_train, ds.y_train, range(1, traj.n_steps + 1))  # (S, T=100, N)
     grid = U.eval_steps(traj.n_steps, 20)  # the end of every epoch
@@ -136,6 +142,7 @@ def test_a_grid_of_times_agrees_with_every_step():
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
 
 def test_eval_steps():
     assert U.eval_steps(100, 4) == [25, 50, 75, 100]
@@ -181,8 +188,17 @@ def test_bad_arguments_are_explained(float64):
 
 def test_measure_returns_consistent_shapes():
     ds = data.load("digits", n_train=100)
-    run = S.measure(ds.x_train, ds.y_train, 10, widths=[8, 8], n_seeds=2,
-                    sgd=training.SGD(epochs=2, batch_size=50, lr=0.1), n_times=3, n_times_class=2, device="cpu")
+    run = S.measure(
+        ds.x_train,
+        ds.y_train,
+        10,
+        widths=[8, 8],
+        n_seeds=2,
+        sgd=training.SGD(epochs=2, batch_size=50, lr=0.1),
+        n_times=3,
+        n_times_class=2,
+        device="cpu",
+    )
     assert run.g.shape == run.g_plain.shape == (2, 3, 100)
     assert run.accuracy.shape == run.gini().shape == (2, 3)
     assert run.class_matrix.shape == run.class_matrix_plain.shape == (2, 2, 10, 10)
@@ -205,8 +221,16 @@ def _fake(values: torch.Tensor, off: torch.Tensor | None = None) -> S.Sensitivit
     ``(S, K, K)`` of diagonal 1 and off-diagonal ``off`` (if given)."""
     n_seeds = len(values)
     m = None if off is None else (torch.eye(off.shape[-1]) + off * (1 - torch.eye(off.shape[-1])))[:, None]
-    return S.SensitivityRun(torch.tensor([1, 2]), torch.tensor([1.0, 2.0]), values[:, None].repeat(1, 2, 1),
-                            values[:, None].repeat(1, 2, 1), torch.ones(n_seeds, 2), m, m, torch.tensor([2]))
+    return S.SensitivityRun(
+        torch.tensor([1, 2]),
+        torch.tensor([1.0, 2.0]),
+        values[:, None].repeat(1, 2, 1),
+        values[:, None].repeat(1, 2, 1),
+        torch.ones(n_seeds, 2),
+        m,
+        m,
+        torch.tensor([2]),
+    )
 
 
 def _runs(real_sigma=1.5, swap=False, same=False, off_real=None):
@@ -217,14 +241,14 @@ def _runs(real_sigma=1.5, swap=False, same=False, off_real=None):
     n_seeds, n, k = 3, 500, 10
     heavy = torch.exp(real_sigma * torch.randn(n_seeds, n, generator=gen))
     flat = 1 + 0.1 * torch.rand(n_seeds, n, generator=gen)
-    half = torch.cat([heavy[:, : n // 2], flat[:, n // 2:]], 1)
+    half = torch.cat([heavy[:, : n // 2], flat[:, n // 2 :]], 1)
     uneven = 0.2 + 0.8 * torch.rand(n_seeds, k, k, generator=gen) ** 4 if off_real is None else off_real
     even = 0.1 + 0.01 * torch.rand(n_seeds, k, k, generator=gen)
     g = {data.REAL: (heavy, uneven), data.RANDX: (flat, even), HALF: (half, None)}
     if swap:
         g[data.REAL], g[data.RANDX] = (flat, even), (heavy, uneven)
     if same:
-        g = {kind: (flat, even) for kind in g}
+        g = dict.fromkeys(g, (flat, even))
     labels = {kind: _fake(v, off if kind != HALF else None) for kind, (v, off) in g.items()}
     return labels, {kind: _fake(v) for kind, (v, _) in g.items()}
 

@@ -21,6 +21,7 @@ def t_of(t00: int, t01: int, t10: int, t11: int) -> torch.Tensor:
 
 # --- T and the ratios -------------------------------------------------------------------------
 
+
 def test_contingency_counts_by_hand():
     d = torch.tensor([1, 1, 0, 0, 1, 0], dtype=torch.bool)
     m = torch.tensor([1, 0, 1, 0, 1, 1], dtype=torch.bool)
@@ -74,7 +75,7 @@ def test_r_pm_when_d_gets_no_m_incorrect_example_right():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert shallow.r_pm(t_of(5, 3, 0, 2)).item() == math.inf  # R+ = 0.4, R- = 0
-        assert shallow.r_pm(t_of(5, 3, 0, 0)).item() == 1.0       # R+ = R- = 0: equal accuracies
+        assert shallow.r_pm(t_of(5, 3, 0, 0)).item() == 1.0  # R+ = R- = 0: equal accuracies
 
 
 def test_empty_m_correct_subset_is_nan_with_a_warning():
@@ -111,6 +112,7 @@ def test_log_step_grid():
 
 
 # --- D ----------------------------------------------------------------------------------------
+
 
 def test_paper_d():
     assert shallow.paper_d("cifar10-subset")[0] == "densenet121"
@@ -169,6 +171,7 @@ def test_peak_keeps_an_infinite_ratio():
 
 
 # --- the class-level control: R± within classes and against class-shuffled M ------------------
+
 
 def test_contingency_by_class_by_hand():
     d = torch.tensor([1, 1, 0, 0, 1, 0], dtype=torch.bool)
@@ -230,10 +233,12 @@ def synthetic(world: str, n_seeds: int = 3, seed: int = 0) -> tuple[shallow.Curv
     m = torch.rand(len(labels), generator=g) < torch.tensor(M_ACC)[labels]
     acc_m = torch.tensor(M_ACC)[labels].double()
     rp, rm = torch.tensor(R_PLUS)[:, None], torch.tensor(R_MINUS)[:, None]
-    p = {"examples": torch.where(m, rp, rm),
-         "classes": rm + (rp - rm) * acc_m,  # per class, as much better as M is on that class
-         "independent": (rp + rm).expand(-1, len(labels)) / 2,
-         "rising": torch.where(m, torch.tensor(np.linspace(0.1, 0.98, len(STEPS)))[:, None], 0.1)}[world]
+    p = {
+        "examples": torch.where(m, rp, rm),
+        "classes": rm + (rp - rm) * acc_m,  # per class, as much better as M is on that class
+        "independent": (rp + rm).expand(-1, len(labels)) / 2,
+        "rising": torch.where(m, torch.tensor(np.linspace(0.1, 0.98, len(STEPS)))[:, None], 0.1),
+    }[world]
     correct = torch.rand(len(STEPS), n_seeds, len(labels), generator=g, dtype=torch.float64) < p[:, None, :]
     traj = shallow.Trajectory(STEPS, 10, correct, list(range(n_seeds)), 0.0, "ensemble")
     c = shallow.curves(traj, m, labels, n_perm=200, seed=seed)
@@ -277,6 +282,8 @@ def test_start_fails_when_d_already_follows_m_at_initialisation():
 
 def test_claims_asserted_unless_reported_only():
     _, s = synthetic("examples")
-    claims = shallow.claims(s, "d-svm", "", reported_only=("examples-end", "rf-examples-first", "svm-start-within-class"))
+    claims = shallow.claims(
+        s, "d-svm", "", reported_only=("examples-end", "rf-examples-first", "svm-start-within-class")
+    )
     assert [c.id for c in claims if not c.asserted] == ["d-svm-start-within-class", "d-svm-examples-end"]
     assert not any(c.asserted for c in shallow.claims(s, "x", "", asserted=False))

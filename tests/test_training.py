@@ -17,17 +17,20 @@ def digits():
     return data.load("digits", n_train=300)
 
 
-@pytest.mark.parametrize("make", [
-    lambda ds: models.mlp(ds.input_shape, [32, 16], ds.n_classes),
-    lambda ds: models.cnn(ds.input_shape, ds.n_classes, channels=(4, 8), hidden=16),
-], ids=["mlp", "cnn"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ds: models.mlp(ds.input_shape, [32, 16], ds.n_classes),
+        lambda ds: models.cnn(ds.input_shape, ds.n_classes, channels=(4, 8), hidden=16),
+    ],
+    ids=["mlp", "cnn"],
+)
 def test_each_member_matches_a_separately_trained_model(digits, make):
     factory = lambda: make(digits)  # noqa: E731
     ens = training.Ensemble(factory, 3, seed=11, device="cpu")
     training.fit(ens, digits.x_train, digits.y_train, SGD)
     for i in (0, 2):
-        single = training.train_single(factory, digits.x_train, digits.y_train, SGD, seed=ens.seeds[i],
-                                       device="cpu")
+        single = training.train_single(factory, digits.x_train, digits.y_train, SGD, seed=ens.seeds[i], device="cpu")
         with torch.no_grad():
             expected = single(digits.x_test)
         assert torch.allclose(ens.logits(digits.x_test)[i], expected, atol=1e-4)
@@ -51,8 +54,9 @@ def test_the_per_seed_loop_gives_the_same_predictions(digits):
     factory = lambda: models.mlp(digits.input_shape, [16], 10)  # noqa: E731
     ens = training.Ensemble(factory, 3, seed=2, device="cpu")
     training.fit(ens, digits.x_train, digits.y_train, PLAIN)
-    loop = training.train_seeds(factory, digits.x_train, digits.y_train, PLAIN, n_seeds=3, seed=2, device="cpu",
-                                batched=False).predict(digits.x_test)
+    loop = training.train_seeds(
+        factory, digits.x_train, digits.y_train, PLAIN, n_seeds=3, seed=2, device="cpu", batched=False
+    ).predict(digits.x_test)
     assert loop.shape == (3, len(digits.x_test))
     assert (loop == ens.predict(digits.x_test)).float().mean() > 0.99
 
@@ -75,8 +79,9 @@ def test_callback_sees_every_step_and_can_stop(digits):
         seen.append((step.step, step.epoch, step.end_of_epoch))
         return step.step == 7
 
-    last = training.fit(ens, digits.x_train, digits.y_train, training.SGD(lr=0.1, batch_size=100, epochs=3),
-                        callback=callback)
+    last = training.fit(
+        ens, digits.x_train, digits.y_train, training.SGD(lr=0.1, batch_size=100, epochs=3), callback=callback
+    )
     assert seen[:4] == [(0, 0, False), (1, 0, False), (2, 0, False), (3, 1, True)]
     assert last.step == 7 and len(seen) == 8
 
@@ -125,8 +130,14 @@ def test_members_scored_on_their_own_data_sets_and_steps_carry_their_batch(digit
     index = torch.tensor([1, 0, 1])
     ens = training.Ensemble(lambda: models.mlp(digits.input_shape, [8], 10), 3, device="cpu")
     batches = []
-    training.fit(ens, x, y, training.SGD(lr=0.1, batch_size=30), data_index=index,
-                 callback=lambda e, step: batches.append(step.batch))
+    training.fit(
+        ens,
+        x,
+        y,
+        training.SGD(lr=0.1, batch_size=30),
+        data_index=index,
+        callback=lambda e, step: batches.append(step.batch),
+    )
     assert batches[0] is None and [b.shape for b in batches[1:]] == [(3, 30)] * 3 + [(3, 10)]
     per_member = ens.correct(x, y, batch_size=7, data_index=index)
     for s, d in enumerate(index.tolist()):
@@ -142,22 +153,28 @@ def _max_diff(a: torch.nn.Module, b: torch.nn.Module) -> float:
     return max((p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters()))
 
 
-@pytest.mark.parametrize("make", [
-    lambda ds, p: models.mlp(ds.input_shape, [32], ds.n_classes, dropout=p, input_dropout=0.1, hidden_noise=0.2),
-    lambda ds, p: models.cnn(ds.input_shape, ds.n_classes, channels=(4,), hidden=16, dropout=p, input_noise=0.3),
-], ids=["mlp", "cnn"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ds, p: models.mlp(ds.input_shape, [32], ds.n_classes, dropout=p, input_dropout=0.1, hidden_noise=0.2),
+        lambda ds, p: models.cnn(ds.input_shape, ds.n_classes, channels=(4,), hidden=16, dropout=p, input_noise=0.3),
+    ],
+    ids=["mlp", "cnn"],
+)
 def test_batched_equals_per_seed_with_dropout_and_noise_at_per_member_rates(digits, make):
     factories = [lambda p=p: make(digits, p) for p in (0.1, 0.3, 0.5)]
     sgd = training.SGD(lr=0.05, batch_size=64, epochs=2, momentum=0.9)
     batched = training.train_seeds(factories, digits.x_train, digits.y_train, sgd, n_seeds=None, seed=4, device="cpu")
-    loop = training.train_seeds(factories, digits.x_train, digits.y_train, sgd, n_seeds=None, seed=4, device="cpu",
-                                batched=False)
+    loop = training.train_seeds(
+        factories, digits.x_train, digits.y_train, sgd, n_seeds=None, seed=4, device="cpu", batched=False
+    )
     assert batched.batched and not loop.batched
     for i in range(3):
         assert _max_diff(batched.member(i), loop.member(i)) < 1e-5
     assert [round(float(batched.member(i)[-2].rate), 6) for i in range(3)] == [0.1, 0.3, 0.5]  # stacked buffers
-    plain = training.train_seeds(lambda: make(digits, 0.0), digits.x_train, digits.y_train, sgd, n_seeds=1,
-                                 seed=4, device="cpu")
+    plain = training.train_seeds(
+        lambda: make(digits, 0.0), digits.x_train, digits.y_train, sgd, n_seeds=1, seed=4, device="cpu"
+    )
     assert _max_diff(plain.member(0), batched.member(0)) > 1e-3  # the noise did change the training
 
 
@@ -213,13 +230,22 @@ def test_schedules_in_the_batched_path_equal_train_single(digits, schedule):
 def test_augmentation_in_the_batched_path_equals_the_per_seed_path(digits):
     factory = lambda: models.cnn(digits.input_shape, 10, channels=(4,), hidden=16)  # noqa: E731
     sgd = training.SGD(lr=0.05, batch_size=64, momentum=0.9, augment=True)
-    runs = [training.train_seeds(factory, digits.x_train, digits.y_train, sgd, n_seeds=2, seed=8, device="cpu",
-                                 batched=b) for b in (None, False)]
+    runs = [
+        training.train_seeds(factory, digits.x_train, digits.y_train, sgd, n_seeds=2, seed=8, device="cpu", batched=b)
+        for b in (None, False)
+    ]
     assert runs[0].batched and not runs[1].batched
     for i in range(2):
         assert _max_diff(runs[0].member(i), runs[1].member(i)) < 1e-5
-    plain = training.train_seeds(factory, digits.x_train, digits.y_train, training.SGD(lr=0.05, batch_size=64,
-                                 momentum=0.9), n_seeds=2, seed=8, device="cpu")
+    plain = training.train_seeds(
+        factory,
+        digits.x_train,
+        digits.y_train,
+        training.SGD(lr=0.05, batch_size=64, momentum=0.9),
+        n_seeds=2,
+        seed=8,
+        device="cpu",
+    )
     assert _max_diff(plain.member(0), runs[0].member(0)) > 1e-4  # the crops and flips did change the training
 
 
@@ -268,9 +294,20 @@ def test_train_seeds_returns_the_same_type_both_ways(digits):
     factory = lambda: models.mlp(digits.input_shape, [16], 10)  # noqa: E731
     sgd = training.SGD(lr=0.1, batch_size=64)
     views = []
-    runs = [training.train_seeds(factory, digits.x_train, digits.y_train, sgd, n_seeds=2, seed=2, device="cpu",
-                                 batched=b, callback=lambda m, step: views.append(tuple(m.members)))
-            for b in (None, False)]
+    runs = [
+        training.train_seeds(
+            factory,
+            digits.x_train,
+            digits.y_train,
+            sgd,
+            n_seeds=2,
+            seed=2,
+            device="cpu",
+            batched=b,
+            callback=lambda m, step: views.append(tuple(m.members)),
+        )
+        for b in (None, False)
+    ]
     assert [r.batched for r in runs] == [True, False] and all(isinstance(r, training.Seeds) for r in runs)
     for name in ("logits", "predict"):
         a, b = (getattr(r, name)(digits.x_test) for r in runs)
@@ -292,8 +329,12 @@ def test_data_index_in_both_paths(digits):
     y = torch.stack([digits.y_train[:100], digits.y_train[100:200]])
     index = torch.tensor([1, 0, 1])
     factory = lambda: models.mlp(digits.input_shape, [8], 10)  # noqa: E731
-    runs = [training.train_seeds(factory, x, y, training.SGD(lr=0.1, batch_size=30), n_seeds=3, device="cpu",
-                                 data_index=index, batched=b) for b in (None, False)]
+    runs = [
+        training.train_seeds(
+            factory, x, y, training.SGD(lr=0.1, batch_size=30), n_seeds=3, device="cpu", data_index=index, batched=b
+        )
+        for b in (None, False)
+    ]
     assert torch.equal(*(r.correct(x, y, data_index=index) for r in runs))
 
 
@@ -310,11 +351,23 @@ def test_subsets_in_both_paths_train_each_member_on_its_own_examples(digits):
             for row, i in enumerate(models.members):
                 if step.batch is not None:
                     seen[path][i].update(step.batch[row].tolist())
+
         return callback
 
-    runs = [training.train_seeds(factory, x, y, training.SGD(lr=0.1, batch_size=16, epochs=2), n_seeds=3,
-                                 device="cpu", subsets=subsets, callback=record(k), batched=b)
-            for k, b in enumerate((None, False))]
+    runs = [
+        training.train_seeds(
+            factory,
+            x,
+            y,
+            training.SGD(lr=0.1, batch_size=16, epochs=2),
+            n_seeds=3,
+            device="cpu",
+            subsets=subsets,
+            callback=record(k),
+            batched=b,
+        )
+        for k, b in enumerate((None, False))
+    ]
     assert runs[0].batched and not runs[1].batched
     for path in seen:
         assert [s == set(subsets[i].tolist()) for i, s in enumerate(path)] == [True] * 3
@@ -325,17 +378,20 @@ def test_subsets_in_both_paths_train_each_member_on_its_own_examples(digits):
         training.train_seeds(factory, x, y, training.SGD(lr=0.1, batch_size=16), n_seeds=3, subsets=subsets + 100)
 
 
-@pytest.mark.parametrize("bad, message", [
-    (dict(lr=0.0), "lr=0.0: every value must be > 0"),
-    (dict(lr=(0.1, -1.0)), "one per member"),
-    (dict(batch_size=0), "whole number of examples"),
-    (dict(epochs=0), "whole number of epochs"),
-    (dict(schedule="linear"), "use 'constant', 'cosine' or 'step'"),
-    (dict(schedule="step"), "give step_epochs"),
-    (dict(step_epochs=3), "exactly when schedule='step'"),
-    (dict(lr=(0.1, 0.2), weight_decay=(0.0,)), "of one length"),
-    (dict(momentum=-0.5), "momentum"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(lr=0.0), "lr=0.0: every value must be > 0"),
+        (dict(lr=(0.1, -1.0)), "one per member"),
+        (dict(batch_size=0), "whole number of examples"),
+        (dict(epochs=0), "whole number of epochs"),
+        (dict(schedule="linear"), "use 'constant', 'cosine' or 'step'"),
+        (dict(schedule="step"), "give step_epochs"),
+        (dict(step_epochs=3), "exactly when schedule='step'"),
+        (dict(lr=(0.1, 0.2), weight_decay=(0.0,)), "of one length"),
+        (dict(momentum=-0.5), "momentum"),
+    ],
+)
 def test_sgd_errors_say_what_to_do(bad, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         training.SGD(**{"lr": 0.1, "batch_size": 8, **bad})
@@ -349,8 +405,13 @@ def test_train_seeds_argument_errors(digits):
     with pytest.raises(ValueError, match="n_seeds=None"):
         training.train_seeds([factory, factory], digits.x_train, digits.y_train, sgd, n_seeds=3)
     with pytest.raises(ValueError, match="set augment=False"):
-        training.train_seeds(factory, digits.x_train.flatten(1), digits.y_train,
-                             training.SGD(lr=0.1, batch_size=8, augment=True), n_seeds=1)
+        training.train_seeds(
+            factory,
+            digits.x_train.flatten(1),
+            digits.y_train,
+            training.SGD(lr=0.1, batch_size=8, augment=True),
+            n_seeds=1,
+        )
 
 
 # ------------------------------------------------------------------ the batched-linear fast path (plain MLPs)
@@ -374,10 +435,12 @@ def test_fast_path_equals_train_single_and_the_vmap_path_with_everything_on(digi
     index = torch.tensor([1, 0, 1])
     g = torch.Generator().manual_seed(1)
     subsets = torch.stack([torch.randperm(120, generator=g)[:80] for _ in range(3)])
-    factories = [lambda p=p: models.mlp(digits.input_shape, [16, 8], 10, dropout=p, input_noise=0.1)
-                 for p in (0.1, 0.2, 0.3)]
-    sgd = training.SGD(lr=(0.05, 0.1, 0.02), weight_decay=(1e-3, 0.0, 1e-2), batch_size=16, epochs=2,
-                       momentum=0.9, schedule="cosine")
+    factories = [
+        lambda p=p: models.mlp(digits.input_shape, [16, 8], 10, dropout=p, input_noise=0.1) for p in (0.1, 0.2, 0.3)
+    ]
+    sgd = training.SGD(
+        lr=(0.05, 0.1, 0.02), weight_decay=(1e-3, 0.0, 1e-2), batch_size=16, epochs=2, momentum=0.9, schedule="cosine"
+    )
 
     def hook(m, step, xb, yb):
         m.forward(xb)  # the members in eval mode, inside the training
@@ -389,14 +452,28 @@ def test_fast_path_equals_train_single_and_the_vmap_path_with_everything_on(digi
         ens.fast_path = fast
         ens.active[1] = False
         view = training.Seeds(range(3), ens.seeds, ensemble=ens)
-        training.fit(ens, x, y, sgd, data_index=index, subsets=subsets,
-                     hook=lambda _, st, xb, yb, view=view: hook(view, st, xb, yb))
+        training.fit(
+            ens,
+            x,
+            y,
+            sgd,
+            data_index=index,
+            subsets=subsets,
+            hook=lambda _, st, xb, yb, view=view: hook(view, st, xb, yb),
+        )
         runs.append(ens)
     assert runs[0]._fast is not None
     for i in (0, 2):
         xi, yi = x[index[i]][subsets[i]], y[index[i]][subsets[i]]
-        single = training.train_single(factories[i], xi, yi, sgd.member(i), seed=runs[0].seeds[i], device="cpu",
-                                       hook=lambda m, st, xb, yb: (xb * 0.9, yb))
+        single = training.train_single(
+            factories[i],
+            xi,
+            yi,
+            sgd.member(i),
+            seed=runs[0].seeds[i],
+            device="cpu",
+            hook=lambda m, st, xb, yb: (xb * 0.9, yb),
+        )
         for name, p in single.named_parameters():
             torch.testing.assert_close(runs[0].params[name][i], p, atol=1e-5, rtol=1e-5)
             torch.testing.assert_close(runs[0].params[name][i], runs[1].params[name][i], atol=1e-5, rtol=1e-5)
