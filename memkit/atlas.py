@@ -18,6 +18,7 @@ variability            standard deviation over epochs of p(given label)         
 EL2N                   ‖softmax(f(x)) − onehot(y)‖₂ early in training               Paul 2021
 GraNd                  ‖∇_θ ℓ(f_θ(x), y)‖₂ early in training                        Paul 2021
 held-out consistency   accuracy of the members that did NOT train on it (C-score)   Jiang 2021
+held-out confidence    confidence of the members that did NOT train on it            (soft C-score)
 memorization           accuracy when trained on minus when held out                 Feldman & Zhang 2020
 =====================  ===========================================================  ==========
 
@@ -43,7 +44,7 @@ from memkit.training import Ensemble
 #: +1 where a high score means hard / memorized, −1 where a high score means easy.
 HARDNESS = {"error_1epoch": 1, "loss_sensitivity": 1, "critical": 1, "shallow_correct": -1,
             "forgetting": 1, "never_learned": 1, "first_learned": 1, "confidence": -1, "variability": 1,
-            "el2n": 1, "grand": 1, "heldout": -1, "memorization": 1, "cscore_published": -1}
+            "el2n": 1, "grand": 1, "heldout": -1, "heldout_confidence": -1, "memorization": 1, "cscore_published": -1}
 
 
 def member_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

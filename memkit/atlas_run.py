@@ -55,6 +55,24 @@ def factory(spec: dict[str, Any], input_shape: tuple[int, ...], n_classes: int) 
     raise ValueError(f"unknown arch {spec['arch']!r}; use 'mlp' or 'cnn'")
 
 
+def recipe(cfg: dict[str, Any], name: str) -> dict[str, Any]:
+    """The settings for data set ``name``: ``cfg`` with its ``train`` entry (data-set name →
+    training settings) resolved: ``train[name]``, else ``train[family]`` (``"cifar10"`` for
+    ``"cifar10-subset"``), else ``train["default"]``."""
+    table = cfg["train"]
+    key = next((k for k in (name, name.removesuffix("-subset"), "default") if k in table), None)
+    if key is None:
+        raise ValueError(f"no training settings for {name!r}: add it (or 'default') to the 'train' setting")
+    return {**{k: v for k, v in cfg.items() if k != "train"}, **table[key]}
+
+
+def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+    """A Markdown table; floats with three decimals."""
+    cell = lambda v: f"{v:.3f}" if isinstance(v, (float, np.floating)) else str(v)  # noqa: E731
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+                      *["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]])
+
+
 def train_on_subsets(make: training.Factory, x: torch.Tensor, y: torch.Tensor, masks: torch.Tensor, *,
                      epochs: int, batch_size: int, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
                      seed: int = 0, device: str | torch.device | None = None, early_epoch: int = 1,
@@ -172,6 +190,7 @@ def measure(ds: Dataset, cfg: dict[str, Any], *, name: str, seed: int = 0, devic
         "el2n": atlas.el2n(dyn.probs_early, ds.y_train, masks),
         "grand": atlas.member_mean(dyn.grand_early, masks[: len(dyn.grand_early)]),
         "heldout": atlas.heldout_consistency(dyn.correct[-1], masks),
+        "heldout_confidence": atlas.confidence(dyn.p_true, ~masks),
         "memorization": atlas.memorization(dyn.correct[-1], masks),
     }
     timings["subsets_s"] = time.perf_counter() - t0
