@@ -24,6 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.func import functional_call
 
 from memkit import adversarial, atlas, models, sensitivity, shallow, training
 from memkit.data import Dataset
@@ -119,12 +120,17 @@ def shallow_correct(x: torch.Tensor, y: torch.Tensor, kind: str = "svm", n_folds
     return out
 
 
-def critical(ens: training.Ensemble, x: torch.Tensor, search: dict[str, Any], chunk: int = 256) -> torch.Tensor:
-    """Notebook 04's criticality per member and example: ``(S, N)`` bool, whether the LASS search
+def critical(ens: training.Ensemble, x: torch.Tensor, search: dict[str, Any], n_members: int | None = None,
+             chunk: int = 256) -> torch.Tensor:
+    """Notebook 04's criticality per member and example: ``(S', N)`` bool, whether the LASS search
     (:func:`memkit.adversarial.lass`, ``search`` from :func:`memkit.adversarial.lass_settings`)
-    finds a differently classified point within the radius r of the example."""
+    finds a differently classified point within the radius r of the example, for the first
+    ``n_members`` members (all when None)."""
+    n = n_members or len(ens)
+    weights = {k: v[:n] for k, v in (ens.params | ens.buffers).items()}
+    model = torch.vmap(lambda w, xs: functional_call(ens.base, w, (xs,)))
     x = x.to(ens.device)
-    return torch.cat([adversarial.lass(ens.forward, xb.expand(len(ens), *xb.shape), **search).critical.cpu()
+    return torch.cat([adversarial.lass(lambda xs: model(weights, xs), xb.expand(n, *xb.shape), **search).critical.cpu()
                       for xb in x.split(chunk)], 1)
 
 
@@ -172,7 +178,7 @@ def measure(ds: Dataset, cfg: dict[str, Any], *, name: str, seed: int = 0, devic
     """All scores of one data set from the settings ``cfg``: ``model`` (see :func:`factory`),
     ``n_models`` (even), ``epochs``, ``batch_size``, ``lr``, ``momentum``, ``early_epoch``,
     ``n_grand``, ``n_baseline``; optional parts (None or 0 to skip): ``lass`` (keyword arguments of
-    :func:`memkit.adversarial.lass_settings`), ``shallow`` (``"svm"`` or ``"rf"``) and
+    :func:`memkit.adversarial.lass_settings`; run on the first ``n_critical`` members, all when None), ``shallow`` (``"svm"`` or ``"rf"``) and
     ``sensitivity`` (keyword arguments of :func:`memkit.sensitivity.measure`)."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -197,7 +203,8 @@ def measure(ds: Dataset, cfg: dict[str, Any], *, name: str, seed: int = 0, devic
     if cfg.get("lass"):
         t0 = time.perf_counter()
         search = adversarial.lass_settings(ds.x_test.to(ens.device), **cfg["lass"])
-        scores["critical"] = atlas.member_mean(critical(ens, ds.x_train, search), masks)
+        n = cfg.get("n_critical") or len(ens)
+        scores["critical"] = atlas.member_mean(critical(ens, ds.x_train, search, n), masks[:n])
         timings["critical_s"] = time.perf_counter() - t0
     if cfg.get("shallow"):
         t0 = time.perf_counter()
@@ -298,9 +305,12 @@ def plot_distributions(axes: np.ndarray, a: Atlas, names: list[str]) -> None:
     axes.flat[0].legend(fontsize=7)
 
 
-def extremes(score: np.ndarray, n: int) -> np.ndarray:
-    """Indices of the ``n`` lowest then the ``n`` highest values of ``score`` (stable order)."""
-    order = np.argsort(np.asarray(score, dtype=float), kind="stable")
+def extremes(score: np.ndarray, n: int, tiebreak: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the ``n`` lowest then the ``n`` highest values of ``score``; ties (scores such as
+    held-out accuracy take few values) ordered by ``tiebreak``, then by index."""
+    keys = [np.asarray(score, dtype=float)] if tiebreak is None else [np.asarray(tiebreak, dtype=float),
+                                                                      np.asarray(score, dtype=float)]
+    order = np.lexsort(keys)
     return np.concatenate([order[:n], order[-n:]])
 
 

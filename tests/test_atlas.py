@@ -153,6 +153,7 @@ def test_score_table_round_trip(tmp_path):
 
 def test_extremes_and_disagreements():
     assert atlas_run.extremes(np.array([3, 1, 2, 5, 4]), 2).tolist() == [1, 2, 4, 3]
+    assert atlas_run.extremes(np.array([0, 0, 0, 1, 1]), 1, tiebreak=np.array([5, 4, 3, 2, 1])).tolist() == [2, 3]
     a, b = np.array([1.0, 2, 3, 4]), np.array([4.0, 2, 3, 1])  # example 3: hardest by a, easiest by b
     assert atlas_run.disagreements(a, b, 1).tolist() == [3, 0]
 
@@ -187,3 +188,14 @@ def test_claims_hold_when_the_scores_share_a_difficulty():
 def test_every_claim_fails_on_shuffled_scores():
     claims = atlas.claims(_synthetic(shuffle=True), n_boot=100)
     assert len(claims) == 3 and not any(c.holds for c in claims), [str(c) for c in claims]
+
+
+def test_critical_finds_the_points_near_a_linear_boundary():
+    ens = training.Ensemble(lambda: nn.Linear(1, 2), 2, seed=0, device="cpu")
+    with torch.no_grad():  # both members: class 1 iff x > 0
+        ens.params["weight"].copy_(torch.tensor([[[-1.0], [1.0]]] * 2))
+        ens.params["bias"].zero_()
+    x = torch.tensor([[-2.0], [-0.05], [0.05], [3.0]])
+    search = dict(r=0.1, alpha=0.05, beta=0.0, n_iter=5)
+    out = atlas_run.critical(ens, x, search, n_members=1)
+    assert out.tolist() == [[False, True, True, False]]
