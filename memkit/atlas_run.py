@@ -177,9 +177,14 @@ def measure(ds: Dataset, cfg: dict[str, Any], *, name: str, seed: int = 0, devic
             published: np.ndarray | None = None) -> Atlas:
     """All scores of one data set from the settings ``cfg``: ``model`` (see :func:`factory`),
     ``n_models`` (even), ``epochs``, ``batch_size``, ``lr``, ``momentum``, ``early_epoch``,
-    ``n_grand``, ``n_baseline``; optional parts (None or 0 to skip): ``lass`` (keyword arguments of
-    :func:`memkit.adversarial.lass_settings`; run on the first ``n_critical`` members, all when None), ``shallow`` (``"svm"`` or ``"rf"``) and
-    ``sensitivity`` (keyword arguments of :func:`memkit.sensitivity.measure`)."""
+    ``n_grand`` (even), ``n_baseline``; optional parts (None or 0 to skip):
+
+    - ``lass``: keyword arguments of :func:`memkit.adversarial.lass_settings`, the search run on
+      the first ``n_critical`` members (all when None);
+    - ``shallow``: ``"svm"``, ``"rf"``, or a dict of ``kind`` and the options of
+      :func:`memkit.shallow.fit_shallow`;
+    - ``sensitivity``: keyword arguments of :func:`memkit.sensitivity.measure`.
+    """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     make = factory(cfg["model"], ds.input_shape, ds.n_classes)
@@ -208,7 +213,8 @@ def measure(ds: Dataset, cfg: dict[str, Any], *, name: str, seed: int = 0, devic
         timings["critical_s"] = time.perf_counter() - t0
     if cfg.get("shallow"):
         t0 = time.perf_counter()
-        scores["shallow_correct"] = shallow_correct(ds.x_train, ds.y_train, cfg["shallow"], seed=seed).float()
+        spec = {"kind": cfg["shallow"]} if isinstance(cfg["shallow"], str) else dict(cfg["shallow"])
+        scores["shallow_correct"] = shallow_correct(ds.x_train, ds.y_train, seed=seed, **spec).float()
         timings["shallow_s"] = time.perf_counter() - t0
     if cfg.get("sensitivity"):
         t0 = time.perf_counter()

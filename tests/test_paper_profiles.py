@@ -31,8 +31,10 @@ CUT_DOWN = {
     "06_shallow_first": (["mnist", "cifar10-subset"], {"n_seeds": 2, "n_train": 8, "n_test": 8, "epochs": 1, "n_log": 2}),
     "08_memorization_atlas": (["cifar10-subset"], {
         "n_train": 120, "noise_datasets": ["cifar10-subset"], "n_baseline": 1, "n_boot": 10, "lass": {"n_iter": 2},
-        "train": {"default": {"size": None, "model": {"arch": "cnn", "channels": [8, 8], "hidden": 16}, "n_models": 4, "epochs": 2,
-                              "batch_size": 32, "lr": 0.01, "momentum": 0.9, "early_epoch": 1, "n_grand": 2}}}),
+        "n_critical": 2, "shallow": {"kind": "svm", "n_components": 50},
+        "train": {"default": {"size": None, "model": {"arch": "cnn", "channels": [8, 8], "hidden": 16}, "n_models": 4,
+                              "epochs": 2, "batch_size": 32, "lr": 0.01, "momentum": 0.9, "early_epoch": 1,
+                              "n_grand": 2}}}),
 }
 
 
