@@ -314,20 +314,21 @@ def claims(atlases: Sequence[AtlasScores], n_boot: int = 200, seed: int = 0) -> 
             sub = oriented({k: a.scores[k] for k in {n for p in pairs for n in p}})
             corr = rank_correlations(sub, n_boot, seed)
             worst = min(corr.pair(*p)[1] for p in pairs)
-            out.append(Claim(f"{key}-scores-agree", "per-example scores from different papers rank the examples alike: "
-                             + ", ".join(f"{label(p)}~{label(q)}" for p, q in pairs),
+            out.append(Claim(f"{key}-scores-agree", f"{a.name}: per-example scores from different papers rank the "
+                             "examples alike: " + ", ".join(f"{label(p)}~{label(q)}" for p, q in pairs),
                              "smallest lower 95% bound of Spearman rho", worst, THRESHOLDS["agree"], ">",
                              "Jiang et al. 2021 §5; Paul et al. 2021"))
         if a.published is not None:
             pub = {"heldout": a.scores["heldout"], "cscore_published": a.published}
             _, lo, _ = rank_correlations(pub, n_boot, seed).pair("heldout", "cscore_published")
-            out.append(Claim(f"{key}-cscore", "the held-out consistency estimate agrees with the published C-scores",
+            out.append(Claim(f"{key}-cscore", f"{a.name}: the held-out consistency estimate agrees with the "
+                             "published C-scores",
                              "lower 95% bound of Spearman rho", lo, THRESHOLDS["cscore"], ">", "Jiang et al. 2021"))
         if a.corrupted.any() and a.baseline_loss is not None:
             base = max(np.asarray(a.baseline_loss), key=lambda loss: flag_auroc(loss, a.corrupted))
             _, lo, _ = auroc_difference(-np.asarray(a.scores["heldout"]), base, a.corrupted, n_boot, seed)
-            out.append(Claim(f"{key}-flags-mislabeled", "held-out consistency flags randY-corrupted examples better "
-                             "than the final loss of one model (the best of the baseline models)",
+            out.append(Claim(f"{key}-flags-mislabeled", f"{a.name}: held-out consistency flags the mislabeled examples "
+                             "better than the final loss of one model (the best of the baseline models)",
                              "lower 95% bound of AUROC(−heldout) − AUROC(loss)", lo, THRESHOLDS["flag"], ">",
                              "Feldman & Zhang 2020; Jiang et al. 2021"))
     return out
