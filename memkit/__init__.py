@@ -10,6 +10,8 @@ One module per concern:
 - :mod:`memkit.capacity` – capacity and time-to-convergence sweeps (notebook 03).
 - :mod:`memkit.adversarial` – the LASS search and the critical sample ratio (notebook 04).
 - :mod:`memkit.shallow` – contingency T, R+, R−, R± and the shallow models (notebook 06).
+- :mod:`memkit.atlas` – per-example memorization scores, their rank correlations and claims (notebook 08);
+  :mod:`memkit.atlas_run` measures them in one batched run and writes the score table.
 - :mod:`memkit.figures` and :mod:`memkit.results` – figures, result JSON and claims, written atomically.
 - :mod:`memkit.profiles` – the shared notebook parameters (profile, device, output folders).
 - :mod:`memkit.runner` – ``memkit regenerate``: runs the notebooks with papermill.
