@@ -52,18 +52,14 @@ def main() -> None:
     ds = data.load(args.data, n_train=args.examples)
     x, y = ds.x_train.to(device), ds.y_train.to(device)
     factory = lambda: models.mlp(ds.input_shape, args.widths, ds.n_classes)  # noqa: E731
-    sgd = dict(epochs=1, batch_size=args.batch_size, lr=args.lr)
+    sgd = training.SGD(lr=args.lr, batch_size=args.batch_size)
 
-    def ensemble() -> torch.Tensor:
-        ens = training.Ensemble(factory, args.models, device=device)
-        training.fit(ens, x, y, **sgd)
-        return ens.predict(x)
+    def train(batched: bool) -> torch.Tensor:
+        return training.train_seeds(factory, x, y, sgd, n_seeds=args.models, device=device,
+                                    batched=None if batched else False).predict(x)
 
-    def loop() -> torch.Tensor:
-        return training.train_loop(factory, x, y, x, n_models=args.models, device=device, **sgd)
-
-    t_ens, p_ens = timed(ensemble, device, args.repeats)
-    t_loop, p_loop = timed(loop, device, args.repeats)
+    t_ens, p_ens = timed(lambda: train(True), device, args.repeats)
+    t_loop, p_loop = timed(lambda: train(False), device, args.repeats)
     agree = (p_ens == p_loop).float().mean().item()
     print(f"{args.models} MLPs {[ds.in_features, *args.widths, ds.n_classes]}, 1 epoch of {args.examples} "
           f"{args.data} examples, batch {args.batch_size}, on {device} ({torch.get_num_threads()} threads)")

@@ -24,15 +24,15 @@ Units: memkit standardises inputs per channel, so the paper's α = 0.25, β = 0.
 (hi − lo)/255 per channel, lo and hi being the channel's smallest and largest clean input (the
 standardised images of pixel values 0 and 255 when the raw data span the full range).
 
-:func:`csr_through_training` trains S seeds of a model and records training accuracy, validation
-accuracy and CSR at chosen epochs; :func:`paper_cnn` is the paper's CIFAR-10 CNN (with BatchNorm,
-so its seeds are trained one after another; BatchNorm-free models train as one batched
-:class:`memkit.training.Ensemble`).
+The search is written for any model on any batch shape, so that it also serves adversarial
+training (notebook 05): inside a :func:`memkit.training.train_seeds` hook,
+``lass(models.forward, xb, **search)`` searches every member's batch ``(S', B, ...)`` at once.
+:mod:`memkit.critical` tracks the CSR through training (the finding of notebook 04).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,11 +40,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from memkit import training
-from memkit.data import Dataset, rand_x
-from memkit.device import pick_device
+from memkit import models, training
+from memkit.data import Dataset
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 
@@ -264,7 +262,7 @@ def check_on_linear(model: nn.Module, x: torch.Tensor, search: dict[str, Any],
     """Run :func:`lass` on a linear classifier, whose exact answer is known.
 
     ``model``: an ``nn.Module`` whose only parametrised layer is one ``nn.Linear`` (e.g.
-    ``memkit.models.mlp(shape, [], K)``); ``x``: ``(N, *input_shape)``; ``search``: the keyword
+    ``models.build("mlp", shape, K, widths=[])``); ``x``: ``(N, *input_shape)``; ``search``: the keyword
     arguments of :func:`lass` (``bounds`` is dropped: the closed form ignores the input range).
     LASS is scale-free when α, β and r scale together, so if fewer than ``min_fraction`` of the
     points lie within r (a tiny r, such as the paper's on MNIST), the search runs at the radius
@@ -283,187 +281,14 @@ def check_on_linear(model: nn.Module, x: torch.Tensor, search: dict[str, Any],
     return LinearCheck((d / factor).cpu().numpy(), found.critical.cpu().numpy(), factor)
 
 
-class Crop(nn.Module):
-    """Remove ``pixels`` from every border of ``(N, C, H, W)`` images (the paper CNN's Crop(2,2))."""
-
-    def __init__(self, pixels: int) -> None:
-        super().__init__()
-        self.pixels = pixels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = self.pixels
-        return x[..., p:x.shape[-2] - p, p:x.shape[-1] - p]
-
-
-def paper_cnn(input_shape: Sequence[int], n_classes: int, channels: int = 200) -> nn.Sequential:
-    """The CNN of Arpit et al. 2017 (CIFAR-10): Crop(2,2) → [Conv(200, 5×5) → BN → ReLU →
-    MaxPool(3×3)] ×2 → Dense(384) → BN → ReLU → Dense(192) → BN → ReLU → Dense(K).
-
-    Not published, our reading (Keras defaults, which the layer names follow): the crop removes
-    2 pixels at every border, the convolutions are unpadded and the pools have stride 3, so a
-    3×32×32 image gives 28 → 24 → 8 → 4 → 1 pixels and 200 features. Takes ``(N, C, H, W)``
-    images of at least 32×32 and returns ``(N, K)`` logits (softmax is in the loss). Its BatchNorm
-    layers keep running statistics, so its seeds train one after another, not as an Ensemble.
-    """
-    if len(input_shape) != 3:
-        raise ValueError(f"paper_cnn takes images (C, H, W); got input shape {tuple(input_shape)}: "
-                         "use memkit.models.mlp or memkit.models.cnn for other inputs")
-    features = nn.Sequential(
-        Crop(2),
-        nn.Conv2d(input_shape[0], channels, 5), nn.BatchNorm2d(channels), nn.ReLU(), nn.MaxPool2d(3),
-        nn.Conv2d(channels, channels, 5), nn.BatchNorm2d(channels), nn.ReLU(), nn.MaxPool2d(3),
-        nn.Flatten())
-    h, w = input_shape[1:]
-    side = lambda s: ((s - 4 - 4) // 3 - 4) // 3  # noqa: E731 - crop, conv, pool, conv, pool
-    if min(side(h), side(w)) < 1:
-        raise ValueError(f"paper_cnn needs images of at least 32×32 (it crops, convolves and pools "
-                         f"twice); got {h}×{w}: use memkit.models.cnn for small images")
-    n_features = channels * side(h) * side(w)
-    return nn.Sequential(
-        features,
-        nn.Linear(n_features, 384), nn.BatchNorm1d(384), nn.ReLU(),
-        nn.Linear(384, 192), nn.BatchNorm1d(192), nn.ReLU(),
-        nn.Linear(192, n_classes))
-
-
-@dataclass(frozen=True)
-class CSRCurves:
-    """Accuracy and critical sample ratio of S models through training.
-
-    Attributes:
-        epochs: ``(T,)`` the epochs at which the models were measured (0: at initialisation).
-        train_acc: ``(S, T)`` accuracy on the training set, against the labels trained on
-            (corrupted ones included: how much of the training set is fit).
-        val_acc: ``(S, T)`` accuracy on the clean test split.
-        noisy_acc: ``(S, T)`` accuracy on the corrupted training examples (``ds.corrupted``)
-            against their corrupted labels: how much of the noise is memorised (NaN without any).
-        csr: ``(S, T)`` critical sample ratio of the chosen points (:func:`critical_sample_ratio`).
-        batched: whether the S models were trained as one :class:`~memkit.training.Ensemble`.
-    """
-
-    epochs: np.ndarray
-    train_acc: np.ndarray
-    val_acc: np.ndarray
-    noisy_acc: np.ndarray
-    csr: np.ndarray
-    batched: bool
-
-    def mean(self, quantity: str) -> np.ndarray:
-        """``(T,)`` mean over the S seeds of ``train_acc``, ``val_acc``, ``noisy_acc`` or ``csr``."""
-        return getattr(self, quantity).mean(0)
-
-    @property
-    def val_peak(self) -> int:
-        """Index into ``epochs`` of the (first) highest mean validation accuracy."""
-        return int(np.argmax(self.mean("val_acc")))
-
-
-def csr_points(ds: Dataset, n: int | None = None, seed: int = 0) -> torch.Tensor:
-    """Held-out points to measure the CSR on, from the distribution the models were trained on:
-    the first ``n`` clean test inputs (``None``: all); for pure noise inputs (randX with p = 1)
-    the same number of fresh randX inputs (:func:`memkit.data.rand_x` of the test inputs, seeded
-    with ``seed``), since real images would be out of that distribution."""
-    x = ds.x_test[:n]
-    if ds.corruption == "randX" and ds.p == 1.0:
-        g = torch.Generator().manual_seed(seed)
-        x = rand_x(x.cpu(), torch.arange(len(x)), g).to(x.device)
-    return x
-
-
-def csr_through_training(factory: training.Factory, ds: Dataset, x_csr: torch.Tensor, *,
-                         epochs: Sequence[int], n_models: int, batch_size: int, lr: float,
-                         momentum: float = 0.0, lr_halving: int | None = None,
-                         search: dict[str, Any], seed: int = 0, device: str | torch.device | None = None,
-                         progress: bool = False, desc: str | None = None) -> CSRCurves:
-    """Train S = ``n_models`` seeds of ``factory()`` on ``ds`` with SGD and measure them at ``epochs``.
-
-    At each epoch in ``epochs`` (0: before training; training stops at the largest): training
-    accuracy (``ds.x_train`` against ``ds.y_train``, and on the corrupted examples alone),
-    validation accuracy (``ds.x_test``, ``ds.y_test``) and the CSR of the points ``x_csr``
-    ``(B, *input_shape)`` with the LASS parameters ``search`` (:func:`lass_settings`).
-    SGD with ``momentum``; the learning rate ``lr`` is halved every ``lr_halving`` epochs
-    (``None``: constant). The seeds are :func:`memkit.training.member_seeds` ``(seed, S)``, each an
-    initialisation and a data order. Models without BatchNorm and with a constant learning rate
-    train as one batched :class:`~memkit.training.Ensemble`; the others (e.g. :func:`paper_cnn`)
-    one after another as plain modules with ``torch.optim.SGD``, measured in eval mode.
-    """
-    checkpoints = sorted({int(e) for e in epochs})
-    if not checkpoints or checkpoints[0] < 0 or any(int(e) != e for e in epochs):
-        raise ValueError(f"epochs={list(epochs)} must be a non-empty list of integers >= 0 "
-                         "(the epochs at which to measure; 0 is the initialisation)")
-    if lr_halving is not None and lr_halving < 1:
-        raise ValueError(f"lr_halving={lr_halving} must be a positive number of epochs, or None for a constant lr")
-    dev = pick_device(device)
-    batchnorm = training.has_buffers(factory)
-    if batchnorm and ds.n_train % batch_size == 1:
-        raise ValueError(f"n_train={ds.n_train} leaves a last mini-batch of one example, which BatchNorm "
-                         f"cannot train on; choose a batch_size (now {batch_size}) that leaves at least two")
-    batched = lr_halving is None and not batchnorm
-    run = _fit_ensemble if batched else _fit_sequential
-    measured = run(factory, ds.to(dev), x_csr.to(dev), checkpoints, n_models=n_models, batch_size=batch_size,
-                   lr=lr, momentum=momentum, lr_halving=lr_halving, search=search, seed=seed, device=dev,
-                   progress=progress, desc=desc)
-    return CSRCurves(np.array(checkpoints), *measured, batched=batched)
-
-
-def _accuracies(ds: Dataset, correct_train: torch.Tensor, correct_val: torch.Tensor) -> list[np.ndarray]:
-    """Training, validation and corrupted-example accuracy from ``(..., N)`` correctness."""
-    noisy = correct_train[..., ds.corrupted].float().mean(-1) if len(ds.corrupted) else \
-        torch.full(correct_train.shape[:-1], torch.nan)
-    return [np.asarray(v.cpu(), dtype=float) for v in
-            (correct_train.float().mean(-1), correct_val.float().mean(-1), noisy)]
-
-
-def _stack(rows: list[list[np.ndarray]]) -> list[np.ndarray]:
-    """Per-checkpoint rows of per-model values → one ``(S, T)`` array per quantity."""
-    return [np.stack([row[i] for row in rows], axis=-1) for i in range(len(rows[0]))]
-
-
-def _measure(ds: Dataset, checkpoints: list[int], rows: list[list[np.ndarray]], csr: Callable[[], torch.Tensor],
-             correct: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], step: training.Step) -> None:
-    """At a checkpoint epoch (step 0 or an epoch's end), append the accuracies and the CSR."""
-    if (step.step == 0 or step.end_of_epoch) and step.epoch in checkpoints[len(rows):]:
-        rows.append([*_accuracies(ds, correct(ds.x_train, ds.y_train), correct(ds.x_test, ds.y_test)),
-                     csr().cpu().numpy()])
-
-
-def _fit_ensemble(factory: training.Factory, ds: Dataset, x_csr: torch.Tensor, checkpoints: list[int], *,
-                  n_models: int, batch_size: int, lr: float, momentum: float, lr_halving: None,
-                  search: dict[str, Any], seed: int, device: torch.device, progress: bool,
-                  desc: str | None) -> list[np.ndarray]:
-    """Batched path: one Ensemble, measured from :func:`memkit.training.fit`'s callback."""
-    ens = training.Ensemble(factory, n_models, seed=seed, device=device)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    xs = x_csr.expand(n_models, *x_csr.shape)
-    rows: list[list[np.ndarray]] = []
-    training.fit(ens, ds.x_train, ds.y_train, epochs=checkpoints[-1], batch_size=batch_size, lr=lr,
-                 momentum=momentum, progress=progress, desc=desc,
-                 callback=lambda e, step: _measure(ds, checkpoints, rows,
-                                                   lambda: critical_sample_ratio(e.forward, xs, generator=gen, **search),
-                                                   e.correct, step))
-    return _stack(rows)
-
-
-def _fit_sequential(factory: training.Factory, ds: Dataset, x_csr: torch.Tensor, checkpoints: list[int], *,
-                    n_models: int, batch_size: int, lr: float, momentum: float, lr_halving: int | None,
-                    search: dict[str, Any], seed: int, device: torch.device, progress: bool,
-                    desc: str | None) -> list[np.ndarray]:
-    """One model after another (BatchNorm, or a learning-rate schedule): plain modules trained by
-    :func:`memkit.training.train_single`, in the same initialisations and data orders as the
-    Ensemble's members, measured in eval mode."""
-    per_epoch = training.steps_per_epoch(ds.n_train, batch_size)
-    halving = (lambda t: 0.5 ** (t // (lr_halving * per_epoch))) if lr_halving else None
-    per_model = []
-    for s in tqdm(training.member_seeds(seed, n_models), desc=desc, disable=not progress, leave=False):
-        gen = torch.Generator(device=device).manual_seed(s)
-        rows: list[list[np.ndarray]] = []
-
-        def measure(model: nn.Module, step: training.Step) -> None:
-            _measure(ds, checkpoints, rows, lambda: critical_sample_ratio(model, x_csr, generator=gen, **search),
-                     lambda x, y: training.correct(model, x, y), step)
-
-        training.train_single(factory, ds.x_train, ds.y_train, seed=s, epochs=checkpoints[-1],
-                              batch_size=batch_size, lr=lr, momentum=momentum, device=device,
-                              lr_factor=halving, callback=measure)
-        per_model.append(_stack(rows))
-    return [np.stack([m[i] for m in per_model]) for i in range(len(per_model[0]))]
+def check_linear_models(ds: Dataset, search: dict[str, Any], sgd: training.SGD, *, n_seeds: int,
+                        n_points: int | None = None, seed: int = 0,
+                        device: str | torch.device | None = None) -> list[LinearCheck]:
+    """:func:`check_on_linear` on S = ``n_seeds`` softmax regressions (``models.build("mlp", ...,
+    widths=[])``) trained with ``sgd`` on ``ds`` (:func:`memkit.training.train_seeds`), each searched
+    on the first ``n_points`` of its training and test inputs (``None``: all) with ``search``
+    (:func:`lass_settings`). One :class:`LinearCheck` per seed."""
+    factory = models.factory("mlp", ds.input_shape, ds.n_classes, widths=[])
+    seeds = training.train_seeds(factory, ds.x_train, ds.y_train, sgd, n_seeds=n_seeds, seed=seed, device=device)
+    x = torch.cat([ds.x_train, ds.x_test])[:n_points].to(seeds.device)
+    return [check_on_linear(seeds.member(i), x, search) for i in seeds.members]

@@ -1,113 +1,70 @@
-"""Capacity and time to convergence on real data vs noise (notebook 03).
+"""Capacity: how many hidden units real data and noise need (notebook 03, Fig. 5).
 
-Arpit et al. 2017, *A Closer Look at Memorization in Deep Networks*, §3.3, Figs. 5–6 (poster
-"Deep Nets Don't Learn via Memorization", Figs. 1–2):
+Arpit et al. 2017, *A Closer Look at Memorization in Deep Networks*, §3.3, Fig. 5 (poster
+"Deep Nets Don't Learn via Memorization", Fig. 1): held-out accuracy of 2-layer ReLU MLPs
+(``depth`` hidden layers of equal width, 2 in the paper) against the number of hidden units per
+layer, for noise levels p of randX and randY. Real data reaches near-maximal accuracy with few
+units; "as noise is increased, higher capacity is needed to achieve maximal performance".
+Summarised by :func:`width_for_fraction_of_best`, the width W(p) at which a curve reaches a
+fraction (0.95) of its best accuracy, and by the rank correlation of W(p) with p
+(:func:`width_rank_correlation`). The epoch of each run is chosen on a **validation** split and
+the accuracy reported on a separate **test** split: both halves of the data set's held-out split
+(:func:`load_stack`). A **clean-count control** (:func:`clean_subset`) trains on real data with
+only the (1−p)·N examples that noise at level p leaves clean, so that "noise needs more units"
+is not "fewer clean examples need more units".
 
-- **Capacity** (Fig. 5): validation accuracy of 2-layer ReLU MLPs (``depth`` hidden layers of
-  equal width, 2 in the paper) against the number of hidden units per layer, for noise levels p
-  of randX and randY. Real data reaches near-maximal accuracy with few units; the more noise, the
-  more units are needed. Summarised by
-  :func:`width_for_fraction_of_best`, the width at which a curve reaches a fraction (0.95) of its
-  best accuracy.
-- **Time to convergence** (Fig. 6): T, the number of epochs to 100% training accuracy, against
-  the training-set size N at a fixed width and against the width at a fixed N. For noise T grows
-  much faster with N, and extra capacity shortens it more, than for real data.
-
-One :class:`memkit.training.Ensemble` trains every noise level × seed at once: the D versions of
-the data set are stacked (:class:`Stack`) and member ``d·S + s`` trains seed ``s`` on version ``d``
-(``fit(..., data_index=...)``). Widths are separate ensembles: zero-padding narrow nets into the
-widest one would be exact only with each block re-initialised at its own fan-in, and at paper scale
-(widths up to 4096) it would multiply the compute by about the number of widths.
-
-Runs that do not reach 100% training accuracy within the epoch budget are **right-censored**: their
-T is only known to exceed the budget. :class:`TimeToFit` keeps them, and every summary is an
-interval ``(lo, hi)`` that is exact where the data decide it and open-ended (``hi = inf``) where
-censoring hides the answer, so a claim computed from the lower end of an interval is conservative.
+One call of :func:`memkit.training.train_seeds` trains every noise level × seed at once: the D
+versions of the data set are stacked (:class:`Stack`) and member ``d·S + s`` trains seed ``s`` on
+version ``d`` (``data_index``). Widths are separate runs: zero-padding narrow nets into the widest
+one would be exact only with each block re-initialised at its own fan-in, and at paper scale
+(widths up to 4096) it would multiply the compute by about the number of widths. Time to
+convergence (Fig. 6) is :mod:`memkit.convergence`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from matplotlib.axes import Axes
+from scipy.stats import spearmanr
+from tqdm.auto import tqdm
 
-from memkit import data, models, training
-from memkit.data import Corruption
+from memkit import figures, models, results, training
+from memkit.data import REAL, Dataset, Kind
+from memkit.device import pick_device
+from memkit.training import SGD
 
-Interval = tuple[np.ndarray, np.ndarray]
-
+FIGURE = "Arpit et al. 2017 Fig. 5 (poster Fig. 1)"
 
 # ----------------------------------------------------------------------------------------- data
-
-@dataclass(frozen=True)
-class Noise:
-    """One kind of training data: real (``corruption=None``) or randX / randY at noise level p.
-
-    randX: a fraction p of the training inputs replaced by Gaussian noise with the data's
-    per-feature mean and variance (the paper's "proportion of training points whose inputs are
-    replaced by Gaussian noise"); randY: a fraction p of the labels replaced by uniform labels.
-    """
-
-    corruption: Corruption | None = None
-    p: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.corruption not in (None, "randX", "randY"):
-            raise ValueError(f"unknown corruption {self.corruption!r}; use None (real), 'randX' or 'randY'")
-        if self.corruption is None and self.p != 0:
-            raise ValueError(f"p={self.p} given without a corruption; use Noise('randX', p) or Noise('randY', p)")
-        if self.corruption is not None and not 0 < self.p <= 1:
-            raise ValueError(f"noise level p={self.p} must lie in (0, 1]; p = 0 is real data: Noise()")
-
-    @property
-    def family(self) -> str:
-        """``"real"``, ``"randX"`` or ``"randY"`` (the key of :data:`memkit.figures.PALETTE`)."""
-        return self.corruption or "real"
-
-    @property
-    def label(self) -> str:
-        """For people: ``"real"``, ``"randX 40%"``."""
-        return "real" if self.corruption is None else f"{self.corruption} {self.p:.0%}"
-
-    @property
-    def key(self) -> str:
-        """For claim ids and file names: ``"real"``, ``"randX40"``."""
-        return "real" if self.corruption is None else f"{self.corruption}{round(100 * self.p)}"
-
-
-def noise_kinds(levels: Mapping[str, Sequence[float]]) -> list[Noise]:
-    """Real data followed by each corruption at each of its noise levels.
-
-    ``levels``: e.g. ``{"randX": [0.2, 0.4], "randY": [1.0]}``; a level 0 is real data, listed once.
-    """
-    kinds = [Noise()]
-    for corruption, ps in levels.items():
-        kinds += [Noise(corruption, float(p)) for p in ps if p != 0]  # type: ignore[arg-type]
-    return kinds
 
 
 @dataclass(frozen=True)
 class Stack:
-    """D versions of one data set, one per :class:`Noise` kind, stacked so that one ensemble
-    trains on all of them.
+    """D versions of one data set, one per kind of data (:class:`memkit.data.Kind`), stacked so that one
+    ensemble trains on all of them.
 
     Attributes:
         x_train: ``(D, N, *input_shape)`` float32, version ``d`` corrupted as ``kinds[d]``.
         y_train: ``(D, N)`` int64, the labels each version is trained on.
-        x_val, y_val: ``(D, M, *input_shape)`` and ``(D, M)``: the clean held-out split (the data
-            set's test split), standardised with version ``d``'s training statistics.
+        x_val, y_val: ``(D, M_val, *input_shape)`` and ``(D, M_val)``: the validation split (chooses
+            the epoch), the first half of the data set's clean held-out split, standardised with
+            version ``d``'s training statistics.
+        x_test, y_test: the test split (reports the accuracy), the second half.
     """
 
     name: str
-    kinds: tuple[Noise, ...]
+    kinds: tuple[Kind, ...]
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_val: torch.Tensor
     y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
     n_classes: int
 
     @property
@@ -120,91 +77,114 @@ class Stack:
 
     def to(self, device: str | torch.device) -> Stack:
         """A copy with every tensor on ``device`` (no copy for tensors already there)."""
-        return replace(self, **{k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_val", "y_val")})
+        tensors = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
+        return replace(self, **{k: getattr(self, k).to(device) for k in tensors})
 
 
-def load_stack(name: str, kinds: Sequence[Noise], *, n_train: int | None = None, n_val: int | None = None,
-               size: int | None = None, seed: int = 0) -> Stack:
-    """Load data set ``name`` once per kind with :func:`memkit.data.load` and stack the versions.
+def stack(sets: Sequence[Dataset]) -> Stack:
+    """Stack versions of one data set (same sizes, e.g. one per kind) into a :class:`Stack`; the
+    held-out split of each is cut in two halves: validation (first) and test (second)."""
+    if not sets:
+        raise ValueError("no data sets to stack: pass at least one, e.g. [run.load(name)]")
+    x_tr, y_tr, x_ho, y_ho = (torch.stack([getattr(d, a) for d in sets])
+                              for a in ("x_train", "y_train", "x_test", "y_test"))
+    half = x_ho.shape[1] // 2
+    return Stack(sets[0].name, tuple(d.kind for d in sets), x_tr, y_tr, x_ho[:, :half], y_ho[:, :half],
+                 x_ho[:, half:], y_ho[:, half:], sets[0].n_classes)
 
-    The first ``n_train`` training and ``n_val`` test examples are kept (``None``: all); ``seed``
-    fixes which examples are corrupted and the noise.
+
+def load_stack(load: Callable[..., Dataset], name: str, kinds: Sequence[Kind], **options: object) -> Stack:
+    """Load data set ``name`` once per kind with ``load`` and :func:`stack` the versions.
+
+    ``load(name, kind=..., **options)``: :meth:`memkit.experiment.Run.load` (sized for the
+    profile, corrupted with the run's seed) or :func:`memkit.data.load` with a ``seed``;
+    ``options`` e.g. ``n_train``, ``n_test`` (held-out examples, split in half), ``size``.
     """
     if not kinds:
-        raise ValueError("kinds is empty: pass at least one Noise kind, e.g. [Noise()] for real data")
-    sets = [data.load(name, n_train=n_train, n_test=n_val, size=size, corruption=k.corruption, p=k.p, seed=seed)
-            for k in kinds]
-    return Stack(name, tuple(kinds), *(torch.stack([getattr(d, a) for d in sets])
-                                       for a in ("x_train", "y_train", "x_test", "y_test")), sets[0].n_classes)
+        raise ValueError("kinds is empty: pass at least one kind, e.g. [data.REAL] for real data")
+    return stack([load(name, kind=k, **options) for k in kinds])
+
+
+def clean_subset(real: Dataset, noisy: Dataset) -> Dataset:
+    """The clean-count control of ``noisy``: ``real`` (the same data set uncorrupted) restricted
+    to the (1−p)·N training examples that ``noisy`` left unchanged (its ``corrupted`` indices
+    removed; they are the same for randX and randY at one p and seed), in their original order."""
+    if real.corruption is not None or real.n_train != noisy.n_train:
+        raise ValueError("clean_subset needs the real data set of the same size as the noisy one")
+    keep = torch.ones(real.n_train, dtype=torch.bool)
+    keep[noisy.corrupted] = False
+    return replace(real, x_train=real.x_train[keep], y_train=real.y_train[keep], y_clean=real.y_clean[keep])
 
 
 # ------------------------------------------------------------------------------------- training
 
-@dataclass(frozen=True)
-class SGD:
-    """The optimiser: SGD with mini-batches of ``batch_size``; momentum 0 is plain SGD, the paper's."""
-
-    lr: float
-    batch_size: int
-    momentum: float = 0.0
-
-
-def ensemble(stack: Stack, width: int, *, depth: int, n_seeds: int, seed: int = 0,
-             device: str | torch.device | None = None) -> tuple[training.Ensemble, torch.Tensor]:
-    """An ensemble of D·S MLPs with ``depth`` hidden layers of ``width`` units: member ``d·S + s``
-    is seed ``s`` on version ``d`` of ``stack``. Returns it and its ``(D·S,)`` data index."""
+def train(stack: Stack, width: int, sgd: SGD, *, depth: int, n_seeds: int, seed: int = 0,
+          device: str | torch.device | None = None, callback: training.Callback | None = None) -> training.Seeds:
+    """Train D·S MLPs with ``depth`` hidden layers of ``width`` units with ``sgd``
+    (:func:`memkit.training.train_seeds`): member ``d·S + s`` is seed ``s`` on version ``d`` of
+    ``stack``, its data set index :func:`data_index`. ``callback`` as in ``train_seeds``."""
     if width < 1 or depth < 1 or n_seeds < 1:
         raise ValueError(f"width={width}, depth={depth}, n_seeds={n_seeds}: each must be at least 1")
-    d = len(stack.kinds)
-    ens = training.Ensemble(lambda: models.mlp(stack.input_shape, [width] * depth, stack.n_classes),
-                            d * n_seeds, seed=seed, device=device)
-    return ens, torch.arange(d, device=ens.device).repeat_interleave(n_seeds)
+    net = models.factory("mlp", stack.input_shape, stack.n_classes, widths=[width] * depth)
+    return training.train_seeds(net, stack.x_train, stack.y_train, sgd, n_seeds=len(stack.kinds) * n_seeds,
+                                seed=seed, device=device, callback=callback, data_index=data_index(stack, n_seeds))
 
 
-def validation_curves(stack: Stack, width: int, sgd: SGD, *, depth: int, n_seeds: int, epochs: int,
-                      seed: int = 0, device: str | torch.device | None = None) -> torch.Tensor:
-    """Validation accuracy after every epoch: ``(epochs, D, S)`` on the CPU, in [0, 1]."""
-    ens, index = ensemble(stack, width, depth=depth, n_seeds=n_seeds, seed=seed, device=device)
-    stack = stack.to(ens.device)  # once, not at every evaluation
-    curves: list[torch.Tensor] = []
+def data_index(stack: Stack, n_seeds: int) -> torch.Tensor:
+    """``(D·S,)`` int64: the version of ``stack`` that member ``d·S + s`` trains on (``d``)."""
+    return torch.arange(len(stack.kinds)).repeat_interleave(n_seeds)
 
-    def record(ens: training.Ensemble, step: training.Step) -> None:
+
+def heldout_curves(stack: Stack, width: int, sgd: SGD, *, depth: int, n_seeds: int, epochs: int,
+                   seed: int = 0, device: str | torch.device | None = None) -> torch.Tensor:
+    """Validation and test accuracy after every epoch of ``sgd`` (its ``epochs`` replaced by
+    ``epochs``): ``(2, epochs, D, S)`` on the CPU, in [0, 1]; ``[0]`` validation, ``[1]`` test."""
+    stack, index = stack.to(pick_device(device)), data_index(stack, n_seeds)  # once, not every epoch
+    curves = torch.zeros(2, epochs, len(index))
+
+    def record(models: training.Seeds, step: training.Step) -> None:
         if step.end_of_epoch:
-            curves.append(ens.accuracy(stack.x_val, stack.y_val, data_index=index).view(-1, n_seeds).cpu())
+            for i, (x, y) in enumerate(((stack.x_val, stack.y_val), (stack.x_test, stack.y_test))):
+                curves[i, step.epoch - 1, models.members] = models.accuracy(x, y, index).cpu()
 
-    training.fit(ens, stack.x_train, stack.y_train, epochs=epochs, batch_size=sgd.batch_size, lr=sgd.lr,
-                 momentum=sgd.momentum, callback=record, data_index=index)
-    return torch.stack(curves)
+    train(stack, width, replace(sgd, epochs=epochs), depth=depth, n_seeds=n_seeds, seed=seed, device=device,
+          callback=record)
+    return curves.view(2, epochs, -1, n_seeds)
 
 
-def validation_accuracy(curves: torch.Tensor, how: str = "best") -> torch.Tensor:
-    """Reduce validation curves ``(..., epochs, D, S)`` (from :func:`validation_curves` or
-    :func:`capacity_sweep`) over the epochs to ``(..., D, S)``: ``"best"`` takes the best epoch
-    (early stopping on the held-out split), ``"final"`` the last."""
-    if how == "best":
-        return curves.max(-3).values
-    if how == "final":
-        return curves[..., -1, :, :]
-    raise ValueError(f"how={how!r}: use 'best' (best epoch) or 'final' (last epoch)")
+def reported_accuracy(curves: torch.Tensor, epoch: str = "best") -> torch.Tensor:
+    """Reduce held-out curves ``(..., 2, epochs, D, S)`` (:func:`heldout_curves`,
+    :func:`capacity_sweep`) to the test accuracy ``(..., D, S)`` at one epoch per run: ``"best"``
+    the (first) epoch of highest validation accuracy (early stopping on the validation split),
+    ``"final"`` the last. The test split never chooses anything."""
+    val, test = curves.unbind(-4)
+    if epoch == "best":
+        return test.gather(-3, val.argmax(-3, keepdim=True)).squeeze(-3)
+    if epoch == "final":
+        return test[..., -1, :, :]
+    raise ValueError(f"epoch={epoch!r}: use 'best' (best validation epoch) or 'final' (last epoch)")
 
 
 def capacity_sweep(stack: Stack, widths: Sequence[int], sgd: SGD, *, depth: int, n_seeds: int, epochs: int,
                    seed: int = 0, device: str | torch.device | None = None,
-                   log: Callable[[str], None] | None = print) -> torch.Tensor:
-    """Fig. 5's runs: :func:`validation_curves` for every width, ``(W, epochs, D, S)``."""
+                   log: Callable[[str], None] | None = print, progress: bool = False) -> torch.Tensor:
+    """Fig. 5's runs: :func:`heldout_curves` for every width, ``(W, 2, epochs, D, S)``;
+    ``progress`` shows a bar over the widths."""
     out = []
-    for w in widths:
+    for w in tqdm(widths, desc=f"{stack.name} capacity", unit="width", disable=not progress, leave=False):
         t0 = time.perf_counter()
-        out.append(validation_curves(stack, w, sgd, depth=depth, n_seeds=n_seeds, epochs=epochs, seed=seed,
-                                     device=device))
+        out.append(heldout_curves(stack, w, sgd, depth=depth, n_seeds=n_seeds, epochs=epochs, seed=seed,
+                                  device=device))
         if log:
-            log(f"{stack.name}: width {w}: {epochs} epochs in {time.perf_counter() - t0:.1f} s")
+            log(f"{stack.name} (N={stack.n_train}): width {w}: {epochs} epochs in {time.perf_counter() - t0:.1f} s")
     return torch.stack(out)
 
 
+# --------------------------------------------------------------------------------- the quantity
+
 def width_for_fraction_of_best(widths: Sequence[int], accuracy: np.ndarray | torch.Tensor,
                                fraction: float = 0.95) -> np.ndarray:
-    """The width at which validation accuracy first reaches ``fraction`` of its best.
+    """W, the width at which held-out accuracy first reaches ``fraction`` of its best.
 
     ``accuracy``: ``(W, ...)``, one curve over ``widths`` (ascending) for every trailing index;
     the best is the curve's maximum over the widths. Between two grid widths the crossing is
@@ -230,214 +210,159 @@ def width_for_fraction_of_best(widths: Sequence[int], accuracy: np.ndarray | tor
     return np.apply_along_axis(crossing, 0, acc)
 
 
-# ---------------------------------------------------------------------------- time to convergence
+def width_rank_correlation(levels: Sequence[float], needed: np.ndarray) -> np.ndarray:
+    """Spearman's ρ between the noise level p and the width needed, per seed.
+
+    ``levels``: the P noise levels (0 for real data); ``needed``: ``(P, S)`` widths
+    (:func:`width_for_fraction_of_best`). Returns ``(S,)`` in [−1, 1]; NaN for a seed whose widths
+    are all equal (no order at all). ρ = 1: more noise always needs more units."""
+    needed = np.asarray(needed, dtype=float)
+    if needed.ndim != 2 or len(needed) != len(levels) or len(levels) < 3:
+        raise ValueError(f"needed of shape {needed.shape}: give (P, S), one row per level of {list(levels)}, P ≥ 3")
+    return np.array([spearmanr(levels, col).statistic if np.ptp(col) > 0 else np.nan for col in needed.T])
+
 
 @dataclass(frozen=True)
-class TimeToFit:
-    """T, the number of epochs to 100% training accuracy, of S runs per setting.
+class Capacity:
+    """Fig. 5's measurements of one data set.
 
     Attributes:
-        epochs: ``(..., S)`` int: the first epoch count at whose end every training example was
-            classified as labelled (0: before training); ``budget`` for a censored run.
-        converged: ``(..., S)`` bool; False marks a right-censored run: T > ``budget``.
-        budget: the epoch budget.
+        widths: the W widths, ascending. kinds: the D kinds (real first).
+        accuracy: ``(W, D, S)`` test accuracy at the epoch chosen on the validation split.
+        levels: the P noise levels > 0 that have a clean-count control.
+        control: ``(W, P, S)`` the same for real data with only the examples that level p leaves clean.
     """
 
-    epochs: np.ndarray
-    converged: np.ndarray
-    budget: int
+    widths: tuple[int, ...]
+    kinds: tuple[Kind, ...]
+    accuracy: np.ndarray
+    levels: tuple[float, ...]
+    control: np.ndarray
 
-    @property
-    def n_censored(self) -> np.ndarray:
-        """``(...)`` number of censored runs per setting."""
-        return (~self.converged).sum(-1)
+    def needed(self, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+        """W per seed: ``(D, S)`` for the kinds and ``(P, S)`` for the controls."""
+        return (width_for_fraction_of_best(self.widths, self.accuracy, fraction),
+                width_for_fraction_of_best(self.widths, self.control, fraction))
 
-    def median(self) -> Interval:
-        """The median of T over the S runs, as an interval ``(lo, hi)`` of ``(...)`` arrays.
+    def summary(self, fraction: float) -> dict[str, object]:
+        """For the result JSON: the grid, the per-seed accuracies and the widths needed (:meth:`needed`)."""
+        w_kind, w_ctrl = self.needed(fraction)
+        return {"widths": list(self.widths), "kinds": [k.label for k in self.kinds], "accuracy": self.accuracy.tolist(),
+                "control_levels": list(self.levels), "control_accuracy": self.control.tolist(),
+                "width_needed": w_kind.tolist(), "control_width_needed": w_ctrl.tolist()}
 
-        Censored runs count as T = budget for ``lo`` and T = ∞ for ``hi``: lo = hi (exact) when
-        fewer than half of the runs are censored, else ``hi = inf`` and ``lo`` a lower bound.
-        """
-        t = self.epochs.astype(float)
-        return np.median(t, -1), np.median(np.where(self.converged, t, np.inf), -1)
-
-    def summary(self) -> dict[str, object]:
-        """For the result JSON: the epochs, which runs converged, and the censored count."""
-        return {"epochs": self.epochs.tolist(), "converged": self.converged.tolist(), "budget": self.budget,
-                "runs": int(self.epochs.size), "censored": int(self.n_censored.sum())}
-
-    @staticmethod
-    def stack(times: Sequence[TimeToFit]) -> TimeToFit:
-        """Stack settings along a new leading axis (all with one budget)."""
-        budgets = {t.budget for t in times}
-        if len(budgets) != 1:
-            raise ValueError(f"cannot stack runs with different epoch budgets {sorted(budgets)}")
-        return TimeToFit(np.stack([t.epochs for t in times]), np.stack([t.converged for t in times]), budgets.pop())
+    def ladder(self, corruption: str) -> tuple[list[float], list[int]]:
+        """The noise levels of ``corruption`` with real data as p = 0, and their indices in :attr:`kinds`."""
+        rows = [d for d, k in enumerate(self.kinds) if k.corruption in (None, corruption)]
+        return [self.kinds[d].p for d in rows], rows
 
 
-def epochs_to_fit(stack: Stack, width: int, sgd: SGD, *, depth: int, n_seeds: int, budget: int,
-                  seed: int = 0, device: str | torch.device | None = None) -> TimeToFit:
-    """Train until each member fits its training set (100% training accuracy), checked before
-    training and after every epoch; a member that fits is frozen (``ens.active``) and training
-    stops when all have fit or after ``budget`` epochs. Returns T of shape ``(D, S)``."""
-    if budget < 1:
-        raise ValueError(f"budget={budget} epochs: give at least 1")
-    ens, index = ensemble(stack, width, depth=depth, n_seeds=n_seeds, seed=seed, device=device)
-    stack = stack.to(ens.device)  # once, not at every check
-    epochs = torch.full((len(ens),), budget, dtype=torch.int64)
+def measure(load: Callable[..., Dataset], name: str, kinds: Sequence[Kind], widths: Sequence[int], sgd: SGD, *,
+            epochs: int, epoch: str = "best", controls: Sequence[float] = (), depth: int, n_seeds: int,
+            seed: int = 0, device: str | torch.device | None = None, log: Callable[[str], None] | None = print,
+            progress: bool = False, **options: object) -> Capacity:
+    """Fig. 5's runs on data set ``name`` (``load`` and ``options`` as in :func:`load_stack`;
+    ``kinds`` real first): every kind at every width for ``epochs`` epochs, and the clean-count
+    control of each noise level in ``controls`` (:func:`clean_subset`; randX and randY at one p
+    leave the same examples clean) for as many SGD updates (so more epochs of its smaller set: it
+    is not under-trained), each reduced to the test accuracy at the epoch chosen by ``epoch``
+    (:func:`reported_accuracy`). ``progress`` shows a bar over the widths of each sweep."""
+    sets = [load(name, kind=k, **options) for k in kinds]
+    if not sets or sets[0].kind != REAL:
+        raise ValueError(f"kinds {[str(k) for k in kinds]}: put real data first (data.kinds does)")
+    run = {"depth": depth, "n_seeds": n_seeds, "seed": seed, "device": device, "log": log, "progress": progress}
+    acc = reported_accuracy(capacity_sweep(stack(sets), widths, sgd, epochs=epochs, **run), epoch)
+    noisy, control = {d.p: d for d in sets if d.corruption}, []
+    if not set(controls) <= set(noisy):
+        raise ValueError(f"controls {list(controls)}: each must be a noise level of kinds ({sorted(noisy)})")
+    for p in sorted(controls):
+        clean = clean_subset(sets[0], noisy[p])
+        steps = epochs * training.steps_per_epoch(sets[0].n_train, sgd.batch_size)
+        n_epochs = round(steps / training.steps_per_epoch(clean.n_train, sgd.batch_size))
+        control.append(reported_accuracy(capacity_sweep(stack([clean]), widths, sgd, epochs=n_epochs, **run), epoch))
+    return Capacity(tuple(widths), tuple(kinds), acc.numpy(), tuple(sorted(controls)),
+                    torch.cat(control, 1).numpy() if control else np.zeros((len(widths), 0, n_seeds)))
 
-    def check(ens: training.Ensemble, step: training.Step) -> bool:
-        if step.step == 0 or step.end_of_epoch:
-            fits = (ens.accuracy(stack.x_train, stack.y_train, data_index=index) == 1) & ens.active
-            epochs[fits.cpu()] = step.epoch
-            ens.active &= ~fits
-        return not bool(ens.active.any())
 
-    training.fit(ens, stack.x_train, stack.y_train, epochs=budget, batch_size=sgd.batch_size, lr=sgd.lr,
-                 momentum=sgd.momentum, callback=check, data_index=index)
-    shape = (len(stack.kinds), n_seeds)
-    return TimeToFit(epochs.view(shape).numpy(), (~ens.active).view(shape).cpu().numpy(), budget)
+def claims(name: str, c: Capacity, fraction: float, *, asserted: bool = True) -> list[results.Claim]:
+    """Fig. 5's claims for data set ``name``, each from per-seed widths W (fraction ``fraction`` of
+    the best) and summarised by the worst seed, for randX and randY:
 
-
-def convergence_sweep(name: str, kinds: Sequence[Noise], sgd: SGD, *, sizes: Sequence[int], widths: Sequence[int],
-                      n_fixed: int, width_fixed: int, depth: int, n_seeds: int, budget: int,
-                      size: int | None = None, seed: int = 0, device: str | torch.device | None = None,
-                      log: Callable[[str], None] | None = print) -> tuple[TimeToFit, TimeToFit]:
-    """Fig. 6's runs: T against the training-set size (``sizes``, width ``width_fixed``) and
-    against the width (``widths``, size ``n_fixed``). The setting both share is trained once.
-
-    Returns ``(by_size, by_width)``: TimeToFit of shapes ``(len(sizes), D, S)`` and ``(len(widths), D, S)``.
+    - ``capacity-rank``: ρ(p, W) over every level (:func:`width_rank_correlation`) > 0.8, i.e.
+      ≥ 0.9 for five untied levels: at most one adjacent swap, the exact one-sided 5% level of
+      the permutation test (5 of the 120 orders);
+    - ``capacity``: W(top p) / W(real) > 2, one step of the doubling width grid;
+    - ``capacity-vs-clean-count``: W(top p) / W(real data with only its clean examples) > 2.
     """
-    if not sizes or not widths:
-        raise ValueError(f"sizes={list(sizes)} and widths={list(widths)} must each name at least one setting")
-    points = list(dict.fromkeys([(n, width_fixed) for n in sizes] + [(n_fixed, w) for w in widths]))
-    runs: dict[tuple[int, int], TimeToFit] = {}
-    for n, w in points:
-        t0 = time.perf_counter()
-        stack = load_stack(name, kinds, n_train=n, n_val=1, size=size, seed=seed)
-        runs[n, w] = epochs_to_fit(stack, w, sgd, depth=depth, n_seeds=n_seeds, budget=budget, seed=seed,
-                                   device=device)
-        if log:
-            lo, hi = runs[n, w].median()
-            medians = ", ".join(f"{k.label} {m:.0f}" if np.isfinite(h) else f"{k.label} ≥{m:.0f}"
-                                for k, m, h in zip(kinds, lo, hi))
-            log(f"{name}: N={n} width {w}: median T {medians} epochs; {int(runs[n, w].n_censored.sum())} of "
-                f"{runs[n, w].epochs.size} runs censored; {time.perf_counter() - t0:.1f} s")
-    return (TimeToFit.stack([runs[n, width_fixed] for n in sizes]),
-            TimeToFit.stack([runs[n_fixed, w] for w in widths]))
-
-
-def divide(a: Interval, b: Interval) -> Interval:
-    """The interval of a/b for positive intervals ``a`` and ``b``: ``(a_lo / b_hi, a_hi / b_lo)``."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.asarray(a[0] / b[1]), np.asarray(a[1] / b[0])
-
-
-def normalised_time(t: TimeToFit, ref: int) -> Interval:
-    """Median T at every setting of the leading axis divided by the median T at setting ``ref``
-    (the poster's normalised time to convergence): an interval of ``(P, ...)`` arrays."""
-    lo, hi = t.median()
-    return divide((lo, hi), (lo[ref], hi[ref]))
-
-
-def relative_slowdown(t: TimeToFit, num: int, den: int, kind: int, real: int = 0) -> float:
-    """How much more T changes for ``kind`` than for real data between settings ``num`` and ``den``:
-    [T_kind(num) / T_kind(den)] / [T_real(num) / T_real(den)], with T the median over seeds.
-
-    Returns the lower end of the interval that censoring leaves (0 or NaN when it leaves no bound), so a
-    claim ``> threshold`` on it is conservative. E.g. ``num`` the largest training set and ``den``
-    the smallest (time grows faster for noise), or ``num`` the narrowest net and ``den`` the
-    widest (capacity shortens noise fitting more).
-    """
-    lo, hi = t.median()
-    change = divide((lo[num], hi[num]), (lo[den], hi[den]))
-    return float(divide((change[0][kind], change[1][kind]), (change[0][real], change[1][real]))[0])
+    w_kind, w_ctrl = c.needed(fraction)
+    out = []
+    for corruption in ("randX", "randY"):
+        levels, rows = c.ladder(corruption)
+        if len(rows) < 2:
+            continue
+        top, p_top = rows[int(np.argmax(levels))], max(levels)
+        if len(rows) >= 3:
+            rho = width_rank_correlation(levels, w_kind[rows])
+            out.append(results.Claim(
+                f"{name}-capacity-rank-{corruption}", f"the more {corruption} noise, the more units are needed",
+                f"Spearman ρ(p, W) over p = {', '.join(f'{p:g}' for p in levels)}, worst seed",
+                np.nan if np.isnan(rho).any() else rho.min(), 0.8, ">", FIGURE, asserted))
+        label = c.kinds[top].label
+        out.append(results.Claim(
+            f"{name}-capacity-{corruption}", f"{label} needs more capacity for near-best accuracy than real data",
+            f"W({fraction:.0%} of best): {label} / real, worst seed", (w_kind[top] / w_kind[0]).min(), 2.0, ">",
+            FIGURE, asserted))
+        if p_top in c.levels:
+            ctrl = w_ctrl[c.levels.index(p_top)]
+            out.append(results.Claim(
+                f"{name}-capacity-vs-clean-count-{corruption}",
+                f"{label} needs more capacity than real data with only its {1 - p_top:.0%} clean examples",
+                f"W({fraction:.0%} of best): {label} / real with its clean examples, worst seed",
+                (w_kind[top] / ctrl).min(), 2.0, ">", FIGURE, asserted))
+    return out
 
 
 # ------------------------------------------------------------------------------------- figures
 
-def shade(kind: Noise, p_max: float = 1.0) -> tuple[float, float, float]:
-    """The colour of a kind: :data:`memkit.figures.PALETTE`'s, lighter for lower noise levels."""
-    from matplotlib.colors import to_rgb
-
-    from memkit.figures import PALETTE
-
-    base = np.array(to_rgb(PALETTE[kind.family]))
-    mix = 1.0 if kind.corruption is None else 0.35 + 0.65 * kind.p / p_max
-    return tuple(float(c) for c in 1 - mix * (1 - base))  # type: ignore[return-value]
-
-
-def _log_axis(ax: Axes, ticks: Sequence[int]) -> None:
+def log_width_axis(ax: Axes, ticks: Sequence[int]) -> None:
     """A log-2 x axis labelled with the grid's own values."""
     ax.set_xscale("log", base=2)
     ax.set_xticks(list(ticks), [str(t) for t in ticks])
     ax.minorticks_off()
 
 
-def plot_capacity(ax: Axes, widths: Sequence[int], accuracy: torch.Tensor, kinds: Sequence[Noise], corruption: str,
+def plot_capacity(ax: Axes, widths: Sequence[int], accuracy: np.ndarray, kinds: Sequence[Kind], corruption: str,
                   fraction: float = 0.95) -> None:
-    """Fig. 5, one panel: validation accuracy ``(W, D, S)`` against width for real data and each
+    """Fig. 5, one panel: test accuracy ``(W, D, S)`` against width for real data and each
     level of ``corruption``: mean over seeds, band from the worst to the best seed, and a
     triangle at the width reaching ``fraction`` of the curve's best."""
     acc = np.asarray(accuracy, dtype=float)
-    p_max = max((k.p for k in kinds), default=1.0)
     for d, kind in enumerate(kinds):
         if kind.corruption not in (None, corruption):
             continue
-        color, mean = shade(kind, p_max), acc[:, d].mean(-1)
+        color, mean = kind.color, acc[:, d].mean(-1)
         label = f"p = {kind.p:.1f}" + (" (real)" if kind.corruption is None else "")
-        ax.plot(widths, mean, "o-", color=color, lw=2, ms=4, label=label)
-        ax.fill_between(widths, acc[:, d].min(-1), acc[:, d].max(-1), color=color, alpha=0.2, lw=0)
+        figures.band(ax, widths, acc[:, d].T, color, label, marker="o", ms=4)
         w_f = float(width_for_fraction_of_best(widths, mean, fraction))
         ax.plot([w_f], [np.interp(np.log(w_f), np.log(widths), mean)], "v", color=color, ms=9, mec="k", mew=0.5)
-    _log_axis(ax, widths)
+    log_width_axis(ax, widths)
     ax.set_xlabel("hidden units per layer")
-    ax.set_ylabel("validation accuracy")
+    ax.set_ylabel("test accuracy (epoch chosen on validation)")
     ax.set_title(f"{corruption}: {'inputs' if corruption == 'randX' else 'labels'} of a fraction p replaced")
     ax.legend(title=f"▼ reaches {fraction:.0%} of its best", fontsize=8, title_fontsize=8, loc="lower right")
 
 
-def plot_time(ax: Axes, x: Sequence[int], t: TimeToFit, kinds: Sequence[Noise], ref: int, xlabel: str) -> None:
-    """Fig. 6, one panel: median T over seeds divided by the median at setting ``ref``, against
-    ``x``, censored runs counted at the budget. Filled circles: exact; open triangles: a lower
-    bound (the median is censored). A dotted curve: the median at ``ref`` is itself censored, so
-    the curve is not a normalised time. Small dots: single runs divided by the median at ``ref``;
-    crosses: censored runs, at the budget. The legend counts the censored runs."""
-    lo, hi = t.median()
-    bound_lo, bound_hi = normalised_time(t, ref)
-    p_max = max((k.p for k in kinds), default=1.0)
-    xs = np.asarray(x, dtype=float)
-    for d, kind in enumerate(kinds):
-        color, ref_exact = shade(kind, p_max), bool(np.isfinite(hi[ref, d]))
-        y, exact = lo[:, d] / lo[ref, d], np.isfinite(bound_hi[:, d])
-        n_cens, n_runs = int(t.n_censored[:, d].sum()), t.converged[:, d].size
-        label = f"{kind.label} ({n_cens}/{n_runs} censored{'' if ref_exact else '; reference censored'})"
-        ax.plot(xs, y, "-" if ref_exact else ":", color=color, lw=2, label=label)
-        ax.plot(xs[exact], y[exact], "o", color=color, ms=6)
-        ax.plot(xs[~exact], y[~exact], "^" if ref_exact else "o", mfc="white", mec=color, mew=1.5, ms=8)
-        runs, c = t.epochs[:, d] / lo[ref, d], t.converged[:, d]
-        grid = np.broadcast_to(xs[:, None], runs.shape)
-        ax.plot(grid[c], runs[c], ".", color=color, alpha=0.5, ms=4)
-        ax.plot(grid[~c], runs[~c], "x", color=color, alpha=0.8, ms=5)
-    ax.axhline(1.0, color="0.5", lw=0.8, zorder=0)
-    _log_axis(ax, x)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(f"normalised time: T / T({xlabel.split()[0]} = {x[ref]})")
-    ax.legend(fontsize=8, title="open ▲ / ×: censored (≥)", title_fontsize=8)
-
-
-def time_table(x: Sequence[int], t: TimeToFit, kinds: Sequence[Noise], what: str) -> str:
-    """Markdown table of T in epochs, one row per kind, one column per setting ``x``: the median
-    over seeds (``≥budget`` when censoring hides it), [min–max] over the runs that converged, and
-    the number of censored runs."""
-    def cell(e: np.ndarray, c: np.ndarray) -> str:
-        lo, hi = TimeToFit(e, c, t.budget).median()
-        text = f"{lo:.0f}" if np.isfinite(hi) else f"≥{t.budget}"
-        if c.any():
-            text += f" [{e[c].min()}–{e[c].max()}]"
-        return text + (f", {int((~c).sum())}/{len(c)} cens." if not c.all() else "")
-
-    head = f"| kind \\ {what} | " + " | ".join(str(v) for v in x) + " |"
-    rows = [f"| {k.label} | " + " | ".join(cell(t.epochs[i, d], t.converged[i, d]) for i in range(len(x))) + " |"
-            for d, k in enumerate(kinds)]
-    return "\n".join([head, "|" + "---|" * (len(x) + 1), *rows])
+def plot_needed(ax: Axes, c: Capacity, fraction: float) -> None:
+    """W per seed against the noise level p: randX, randY and the clean-count control (real data
+    with only the (1−p)·N clean examples), mean over seeds with the band from worst to best seed."""
+    w_kind, w_ctrl = c.needed(fraction)
+    for corruption in ("randX", "randY"):
+        levels, rows = c.ladder(corruption)
+        figures.band(ax, levels, w_kind[rows].T, Kind(corruption, 1.0).color, corruption, marker="o")
+    real = w_kind[[d for d, k in enumerate(c.kinds) if k == REAL]]
+    figures.band(ax, [0.0, *c.levels], np.concatenate([real, w_ctrl]).T, "0.3", "real, clean examples only",
+                 ls="--", marker="s")
+    ax.set_yscale("log", base=2)
+    ax.set_xlabel("noise level p (control: (1−p)·N real examples)")
+    ax.set_ylabel(f"width W for {fraction:.0%} of best")
+    ax.legend(fontsize=8)

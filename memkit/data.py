@@ -21,23 +21,104 @@ The data root is the ``root`` argument, else the ``MEMKIT_DATA`` environment var
 
 from __future__ import annotations
 
-import functools
 import os
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from memkit.sources import LOADERS, data_root, source
+from memkit.sources import DataCorruptError as DataCorruptError  # the errors of load(), where users catch them
+from memkit.sources import DataUnavailableError as DataUnavailableError
 
 Corruption = Literal["randX", "randY"]
 
 DATASETS = ("digits", "mnist1d", "mnist", "fashion-mnist", "cifar10", "cifar100", "cifar10-subset")
 
 
-class DataUnavailableError(FileNotFoundError):
-    """A data set is not on disk and could not be downloaded."""
+@dataclass(frozen=True)
+class Kind:
+    """One kind of training data: real (``corruption=None``) or randX / randY at noise level p.
+
+    randX: a fraction p of the training inputs replaced by Gaussian noise with the data's
+    per-feature mean and variance (Arpit et al. 2017's "proportion of training points whose inputs
+    are replaced by Gaussian noise"); randY: a fraction p of the labels replaced by uniform labels.
+    ``str(kind)`` is its :attr:`label`; :meth:`parse` reads a label or a key back.
+    """
+
+    corruption: Corruption | None = None
+    p: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.corruption not in (None, "randX", "randY"):
+            raise ValueError(f"unknown corruption {self.corruption!r}; use None (real), 'randX' or 'randY'")
+        if self.corruption is None and self.p != 0:
+            raise ValueError(f"p={self.p} given without a corruption; use Kind('randX', p) or Kind('randY', p)")
+        if self.corruption is not None and not 0 < self.p <= 1:
+            raise ValueError(f"noise level p={self.p} must lie in (0, 1]; p = 0 is real data: Kind() or REAL")
+        object.__setattr__(self, "p", float(self.p))
+
+    @property
+    def family(self) -> str:
+        """``"real"``, ``"randX"`` or ``"randY"`` (the key of :data:`memkit.figures.PALETTE`)."""
+        return self.corruption or "real"
+
+    @property
+    def label(self) -> str:
+        """For people: ``"real"``, ``"randX 40%"``, ``"randY 12.5%"``."""
+        return "real" if self.corruption is None else f"{self.corruption} {self._percent}%"
+
+    @property
+    def key(self) -> str:
+        """For claim ids and file names: ``"real"``, ``"randX40"``, ``"randY12.5"``."""
+        return "real" if self.corruption is None else f"{self.corruption}{self._percent}"
+
+    @property
+    def color(self) -> tuple[float, float, float]:
+        """Its colour in every figure (:func:`memkit.figures.kind_color`)."""
+        from memkit.figures import kind_color
+
+        return kind_color(self)
+
+    @property
+    def _percent(self) -> str:
+        return f"{round(100 * self.p, 6):g}"
+
+    def __str__(self) -> str:
+        return self.label
+
+    @classmethod
+    def parse(cls, text: str) -> Kind:
+        """A kind from text: ``"real"``; ``"randY"`` (p = 1); a percentage, ``"randY20"`` or
+        ``"randY 20%"`` (a :attr:`key` or :attr:`label`); or a fraction, ``"randY-0.2"``."""
+        text = text.strip()
+        if text == "real":
+            return REAL
+        m = re.fullmatch(r"(randX|randY)(?:(-)(\d*\.?\d+)| ?(\d*\.?\d+)%?)?", text)
+        if m is None:
+            raise ValueError(f"cannot read a kind of data from {text!r}; write 'real', 'randX' or 'randY' (p = 1), "
+                             f"'randY20' or 'randY 20%' (percent) or 'randY-0.2' (fraction)")
+        corruption, dash, fraction, percent = m.groups()
+        p = float(fraction) if dash else float(percent) / 100 if percent else 1.0
+        return cls(corruption, p)  # type: ignore[arg-type]
+
+
+REAL, RANDX, RANDY = Kind(), Kind("randX", 1.0), Kind("randY", 1.0)
+
+
+def kinds(levels: Mapping[str, Sequence[float]]) -> list[Kind]:
+    """Real data followed by each corruption at each of its noise levels.
+
+    ``levels``: e.g. ``{"randX": [0.2, 0.4], "randY": [1.0]}``; a level 0 is real data, listed once.
+    """
+    out = [REAL]
+    for corruption, ps in levels.items():
+        out += [Kind(corruption, float(p)) for p in ps if p != 0]  # type: ignore[arg-type]
+    return out
 
 
 @dataclass(frozen=True)
@@ -84,99 +165,20 @@ class Dataset:
     def n_train(self) -> int:
         return int(self.x_train.shape[0])
 
+    @property
+    def kind(self) -> Kind:
+        """The :class:`Kind` of its training split (real when nothing was corrupted)."""
+        return Kind(self.corruption, self.p) if self.corruption and self.p > 0 else REAL
+
     def to(self, device: str | torch.device) -> "Dataset":
         """A copy with every tensor on ``device``."""
         return replace(self, **{k: getattr(self, k).to(device) for k in
                                 ("x_train", "y_train", "x_test", "y_test", "corrupted", "y_clean")})
 
 
-def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The folder data sets are read from (and downloaded into): ``root``, else ``$MEMKIT_DATA``,
-    else ``$XDG_CACHE_HOME/memkit`` (default ``~/.cache/memkit``)."""
-    if root is not None:
-        return Path(root).expanduser()
-    if os.environ.get("MEMKIT_DATA"):
-        return Path(os.environ["MEMKIT_DATA"]).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "memkit"
-
-
-Raw = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]  # x, y, x_test, y_test, class names
-DIGITS = tuple(str(i) for i in range(10))
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-
-
-def _digits(root: Path, download: bool) -> Raw:
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = (d.images / 16.0).astype(np.float32)[:, None]  # (1797, 1, 8, 8) in [0, 1]
-    order = np.random.RandomState(0).permutation(len(x))  # a fixed split, the same everywhere
-    tr, te = order[:1500], order[1500:]
-    return x[tr], d.target[tr], x[te], d.target[te], DIGITS
-
-
-@functools.cache
-def _mnist1d_generated() -> dict[str, np.ndarray]:
-    """MNIST-1D as the ``mnist1d`` package generates it (deterministic; about 2 s, so cached)."""
-    from mnist1d.data import get_dataset_args, make_dataset
-
-    state = np.random.get_state()  # make_dataset seeds numpy's global generator: restore it
-    try:
-        return make_dataset(get_dataset_args())
-    finally:
-        np.random.set_state(state)
-
-
-def _mnist1d(root: Path, download: bool) -> Raw:
-    d, f = _mnist1d_generated(), np.float32
-    return d["x"].astype(f)[:, None], d["y"], d["x_test"].astype(f)[:, None], d["y_test"], DIGITS
-
-
-def _torchvision(cls_name: str, folder: str) -> Callable[[Path, bool], Raw]:
-    def loader(root: Path, download: bool) -> Raw:
-        import torchvision.datasets as tvd
-
-        cls = getattr(tvd, cls_name)
-        try:
-            train, test = (cls(str(root), train=t, download=download) for t in (True, False))
-        except (RuntimeError, OSError) as err:  # missing files, or no network for the download
-            raise DataUnavailableError(
-                f"{cls_name} is not under {root / folder} and could not be downloaded ({err}). "
-                f"Connect to the internet, or point MEMKIT_DATA (or root=) at a folder that holds "
-                f"torchvision's '{folder}' layout.") from err
-
-        def arrays(ds):
-            x = np.asarray(ds.data, dtype=np.float32) / 255.0
-            x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)  # to (N, C, H, W)
-            return x, np.asarray(ds.targets)
-
-        return (*arrays(train), *arrays(test), tuple(train.classes))
-
-    return loader
-
-
-def _cifar10_subset(root: Path, download: bool) -> Raw:
-    path = root / "cifar10-subset" / "cifar10_subset.npz"
-    if not path.exists():
-        raise DataUnavailableError(
-            f"the CIFAR-10 subset is not at {path}. It is a fixed file (cifar10_subset.npz, 4000 "
-            f"training and 1000 test images) that cannot be downloaded by memkit: point MEMKIT_DATA "
-            f"(or root=) at the folder that holds cifar10-subset/, or use dataset='cifar10'.")
-    d = np.load(path)
-    x_tr, x_te = (d[k].astype(np.float32).transpose(0, 3, 1, 2) / 255.0 for k in ("x_train", "x_test"))
-    return x_tr, d["y_train"], x_te, d["y_test"], CIFAR10_CLASSES
-
-
-_LOADERS: dict[str, Callable[[Path, bool], Raw]] = {
-    "digits": _digits,
-    "mnist1d": _mnist1d,
-    "mnist": _torchvision("MNIST", "MNIST"),
-    "fashion-mnist": _torchvision("FashionMNIST", "FashionMNIST"),
-    "cifar10": _torchvision("CIFAR10", "cifar-10-batches-py"),
-    "cifar100": _torchvision("CIFAR100", "cifar-100-python"),
-    "cifar10-subset": _cifar10_subset,
-}
+def _check_whole(what: str, value: object) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+        raise ValueError(f"{what}={value!r} must be a whole number (an int) or None, not {type(value).__name__}")
 
 
 def corrupted_indices(n: int, p: float, generator: torch.Generator) -> torch.Tensor:
@@ -219,8 +221,8 @@ def standardize(x_train: torch.Tensor, x_test: torch.Tensor) -> tuple[torch.Tens
 
 
 def load(name: str, *, n_train: int | None = None, n_test: int | None = None,
-         size: int | None = None, corruption: Corruption | None = None, p: float = 0.0,
-         standardized: bool = True, seed: int = 0, root: str | os.PathLike | None = None,
+         size: int | None = None, kind: Kind | None = None, corruption: Corruption | None = None,
+         p: float = 0.0, standardized: bool = True, seed: int = 0, root: str | os.PathLike | None = None,
          download: bool = True) -> Dataset:
     """Load data set ``name`` as tensors.
 
@@ -230,6 +232,8 @@ def load(name: str, *, n_train: int | None = None, n_test: int | None = None,
             (``None``: all). The first, so example ``i`` is example ``i`` of the original order.
         size: downscale images to ``size``×``size`` (1-D signals to length ``size``) by area
             averaging; the paper's 14×14 MNIST is ``size=14``.
+        kind: the :class:`Kind` of training data, e.g. ``Kind("randY", 0.2)``; the same as passing
+            its ``corruption`` and ``p``.
         corruption: ``"randX"`` or ``"randY"`` applied to a fraction ``p`` of the training set.
         p: noise level in [0, 1]; exactly ``round(p·n_train)`` examples are corrupted.
         standardized: standardise inputs per channel with the (corrupted) training statistics.
@@ -238,36 +242,63 @@ def load(name: str, *, n_train: int | None = None, n_test: int | None = None,
         download: let torchvision download a missing data set.
 
     Raises:
-        ValueError: unknown name or corruption, ``p`` outside [0, 1], a size out of range.
+        ValueError: unknown name or corruption, ``p`` outside [0, 1], a size or ``n_train`` /
+            ``n_test`` out of range or not a whole number, ``size`` above the native resolution
+            (``size`` only downscales), randX on fewer than 2 training examples.
         DataUnavailableError: the data are not on disk and cannot be downloaded.
+        DataCorruptError: a file is there but truncated or corrupt, or its labels are outside
+            ``0..K-1`` (the message names the file).
     """
-    if name not in _LOADERS:
+    if name not in LOADERS:
         raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+    if kind is not None:
+        if corruption is not None or p != 0.0:
+            raise ValueError(f"kind={kind} given together with corruption={corruption!r}, p={p}; pass one of them")
+        corruption, p = kind.corruption, kind.p
     if corruption not in (None, "randX", "randY"):
         raise ValueError(f"unknown corruption {corruption!r}; use None, 'randX' or 'randY'")
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"noise level p={p} is outside [0, 1]; it is the fraction of corrupted examples")
     if p > 0 and corruption is None:
         raise ValueError(f"p={p} given without a corruption; pass corruption='randX' or 'randY'")
-    x_tr, y_tr, x_te, y_te, classes = _LOADERS[name](data_root(root), download)
+    for what, value in (("n_train", n_train), ("n_test", n_test), ("size", size)):
+        _check_whole(what, value)
+    if size is not None and size < 1:
+        raise ValueError(f"size={size} must be a positive number of pixels")
+    if corruption == "randX" and p > 0 and n_train is not None and n_train < 2:
+        raise ValueError(f"randX needs at least 2 training examples (n_train={n_train}): its noise has the "
+                         f"per-feature mean and standard deviation of the training set, which one example does not define")
+    x_tr, y_tr, x_te, y_te, classes = LOADERS[name](data_root(root), download)
     k = len(classes)
+    for split, y in (("training", y_tr), ("test", y_te)):
+        y = np.asarray(y)
+        if y.size and (not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= k):
+            found = f"{y.min()}..{y.max()}" if np.issubdtype(y.dtype, np.number) else f"dtype {y.dtype}"
+            raise DataCorruptError(f"{name}: the {split} labels in {source(name, data_root(root))} are not all in "
+                                   f"0..{k - 1} ({k} classes; found {found}): the file is corrupt or holds other data")
     for what, n, avail in (("n_train", n_train, len(x_tr)), ("n_test", n_test, len(x_te))):
         if n is not None and not 1 <= n <= avail:
             raise ValueError(f"{what}={n} is out of range: {name} has {avail} examples in that split; "
                              f"ask for 1..{avail}, or use a larger data set")
-    x_tr, x_te = torch.from_numpy(x_tr[:n_train]), torch.from_numpy(x_te[:n_test])
-    y_tr, y_te = (torch.as_tensor(np.asarray(y), dtype=torch.int64) for y in (y_tr[:n_train], y_te[:n_test]))
+    native = tuple(x_tr.shape[2:])
+    if size is not None and size > min(native):
+        raise ValueError(f"size={size} is larger than the native resolution of {name}, {'×'.join(map(str, native))}: "
+                         f"size only downscales (area averaging); ask for 1..{min(native)}, or size=None for the native size")
+    x_train, x_test = torch.from_numpy(x_tr[:n_train]), torch.from_numpy(x_te[:n_test])
+    y_train, y_test = (torch.as_tensor(np.asarray(y), dtype=torch.int64) for y in (y_tr[:n_train], y_te[:n_test]))
+    if corruption == "randX" and p > 0 and len(x_train) < 2:
+        raise ValueError(f"randX needs at least 2 training examples ({name} has {len(x_train)}): its noise has the "
+                         f"per-feature mean and standard deviation of the training set, which one example does not define")
     if size is not None:
-        if size < 1:
-            raise ValueError(f"size={size} must be a positive number of pixels")
-        x_tr, x_te = downscale(x_tr, size), downscale(x_te, size)
+        x_train, x_test = downscale(x_train, size), downscale(x_test, size)
     g = torch.Generator().manual_seed(seed)
-    idx = corrupted_indices(len(x_tr), p if corruption else 0.0, g)
-    x_c = rand_x(x_tr, idx, g) if corruption == "randX" else x_tr
-    y_c = rand_y(y_tr, idx, k, g) if corruption == "randY" else y_tr
+    idx = corrupted_indices(len(x_train), p if corruption else 0.0, g)
+    x_c = rand_x(x_train, idx, g) if corruption == "randX" else x_train
+    y_c = rand_y(y_train, idx, k, g) if corruption == "randY" else y_train
     if standardized:
-        x_c, x_te = standardize(x_c, x_te)
-    return Dataset(name, x_c.contiguous(), y_c, x_te.contiguous(), y_te, k, idx, y_tr, corruption, float(p), classes)
+        x_c, x_test = standardize(x_c, x_test)
+    return Dataset(name, x_c.contiguous(), y_c, x_test.contiguous(), y_test, k, idx, y_train, corruption, float(p),
+                   classes)
 
 
 def cscores(name: str, root: str | os.PathLike | None = None) -> np.ndarray | None:

@@ -5,6 +5,9 @@ classifies example ``n`` correctly. If every example were equally hard (content-
 learning), the number of models that misclassify example ``n``, ``k_n``, would be
 Binomial(S, p̄) with p̄ the mean misclassification rate; shared patterns make some examples
 easy for almost every model and others hard, so ``k_n`` is over-dispersed.
+
+General statistics for other notebooks live here too: the Mantel–Haenszel risk ratio over strata
+and random permutations within groups (notebook 06's class-level control).
 """
 
 from __future__ import annotations
@@ -69,3 +72,35 @@ def binomial_quantiles(n_examples: int, n_models: int, p: float) -> np.ndarray:
     Binomial(S, p)/S for i = 0..N−1, ascending (the reference line of Fig. 1)."""
     q = (np.arange(n_examples) + 0.5) / n_examples
     return stats.binom.ppf(q, n_models, p) / n_models
+
+
+def mantel_haenszel_risk_ratio(a: torch.Tensor, n1: torch.Tensor, b: torch.Tensor, n0: torch.Tensor) -> torch.Tensor:
+    """The Mantel–Haenszel risk ratio over strata (the last axis): the ratio of the event rates
+    a/n1 (exposed) and b/n0 (unexposed), combined across strata c with weights n1_c·n0_c/n_c::
+
+        RR_MH = Σ_c a_c·n0_c/n_c / Σ_c b_c·n1_c/n_c,   n_c = n1_c + n0_c.
+
+    It equals the common ratio when every stratum has the same one, and is free of any difference
+    between the strata's base rates (Mantel & Haenszel 1959; Greenland & Robins 1985).
+
+    ``a``, ``b``: ``(..., C)`` events among the ``n1``, ``n0`` exposed and unexposed (broadcastable).
+    Returns ``(...)`` float64: ``+inf`` when Σ b·n1/n = 0 < Σ a·n0/n; 1 when both sums are 0 but some
+    stratum has both groups (no events where they could be compared); NaN when no stratum has both.
+    """
+    a, n1, b, n0 = (v.double() for v in (a, n1, b, n0))
+    n = (n1 + n0).clamp_min(1)
+    num, den, weight = (a * n0 / n).sum(-1), (b * n1 / n).sum(-1), (n1 * n0 / n).sum(-1)
+    ratio = torch.where(den == 0, torch.where(num == 0, 1.0, torch.inf), num / den.clamp_min(1e-300))
+    return torch.where(weight == 0, torch.nan, ratio)
+
+
+def permute_within_groups(x: torch.Tensor, groups: torch.Tensor, n_perm: int, seed: int = 0) -> torch.Tensor:
+    """``n_perm`` random permutations of ``x`` ``(N,)``, each moving values only within their group:
+    ``(P, N)``, row p a permutation that keeps every group's multiset of values (``groups``: ``(N,)``
+    integer labels). All rows at once: one random key per row and element, sorted by (group, key)."""
+    g = torch.Generator().manual_seed(seed)
+    keys = groups.double().cpu() + torch.rand(n_perm, len(x), generator=g, dtype=torch.float64) * 0.5
+    base = torch.argsort(groups.cpu(), stable=True)  # (N,) the positions, grouped
+    out = torch.empty(n_perm, len(x), dtype=x.dtype)
+    out[:, base] = x.cpu()[keys.argsort(-1)]  # the k-th position of a group gets a random member's value
+    return out

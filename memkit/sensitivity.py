@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, jacrev, vjp
 
-from memkit import figures, training
+from memkit import data, figures, training
 from memkit.device import pick_device
 from memkit.models import mlp
 
@@ -111,20 +111,23 @@ class Trajectory:
         return call(self.at(t), self.ensemble.buffers)
 
 
-def record_sgd(factory: training.Factory, x: torch.Tensor, y: torch.Tensor, *, n_models: int,
-               epochs: int, batch_size: int, lr: float, seed: int = 0,
-               device: str | torch.device | None = None) -> Trajectory:
-    """Train ``n_models`` seeds with plain mini-batch SGD (no momentum, no weight decay) and record
-    the run: θ_s after every update and every mini-batch.
+def record_sgd(factory: training.Factory, x: torch.Tensor, y: torch.Tensor, sgd: training.SGD, *,
+               n_seeds: int, seed: int = 0, device: str | torch.device | None = None) -> Trajectory:
+    """Train ``n_seeds`` seeds with plain mini-batch SGD (``sgd`` without momentum, weight decay,
+    schedule or augmentation: the updates the unrolled derivative follows) and record the run:
+    θ_s after every update and every mini-batch.
 
     The training is :func:`memkit.training.fit` on a fresh :class:`memkit.training.Ensemble` built
     from ``factory`` and ``seed``, so member i's initialisation and data order are those of
-    ``Ensemble(factory, n_models, seed).seeds[i]``. ``x``: ``(N, *input_shape)``; ``y``: ``(N,)``.
+    ``member_seeds(seed, n_seeds)[i]``, as in :func:`memkit.training.train_seeds`.
+    ``x``: ``(N, *input_shape)``; ``y``: ``(N,)``.
     Memory: (T + 1)·S·P floats for P weights per model, T = epochs·⌈N / batch_size⌉.
     """
-    if epochs < 1 or batch_size < 1 or lr <= 0:
-        raise ValueError(f"epochs={epochs}, batch_size={batch_size} and lr={lr} must all be positive")
-    ens = training.Ensemble(factory, n_models, seed=seed, device=device)
+    plain = training.SGD(lr=sgd.lr, batch_size=sgd.batch_size, epochs=sgd.epochs)
+    if sgd != plain or isinstance(sgd.lr, tuple):
+        raise ValueError(f"{sgd}: the unrolled derivative follows plain SGD; use one float lr and leave momentum, "
+                         "weight_decay, schedule, augment and autocast at their defaults")
+    ens = training.Ensemble(factory, n_seeds, seed=seed, device=device)
     snapshots: list[Params] = []
     batches: list[torch.Tensor] = []
 
@@ -133,9 +136,9 @@ def record_sgd(factory: training.Factory, x: torch.Tensor, y: torch.Tensor, *, n
         if step.batch is not None:
             batches.append(step.batch)
 
-    training.fit(ens, x, y, epochs=epochs, batch_size=batch_size, lr=lr, callback=keep)
+    training.fit(ens, x, y, sgd, callback=keep)
     params = {k: torch.stack([s[k] for s in snapshots]) for k in snapshots[0]}
-    return Trajectory(ens, params, batches, lr)
+    return Trajectory(ens, params, batches, sgd.lr)
 
 
 def step_grid(n_steps: int, n_points: int) -> list[int]:
@@ -323,10 +326,10 @@ class SensitivityRun:
         return gini(running_mean(self.g_plain if plain else self.g))
 
 
-def measure(x: torch.Tensor, y: torch.Tensor, n_classes: int, *, widths: Sequence[int], n_models: int,
-            epochs: int, batch_size: int, lr: float, n_times: int, n_times_class: int = 0, seed: int = 0,
+def measure(x: torch.Tensor, y: torch.Tensor, n_classes: int, *, widths: Sequence[int], n_seeds: int,
+            sgd: training.SGD, n_times: int, n_times_class: int = 0, seed: int = 0,
             device: str | torch.device | None = None) -> SensitivityRun:
-    """Train S = ``n_models`` seeds of a ReLU MLP (``widths``) with mini-batch SGD on ``(x, y)`` and
+    """Train S = ``n_seeds`` seeds of a ReLU MLP (``widths``) with plain mini-batch ``sgd`` on ``(x, y)`` and
     measure its loss sensitivity on ``n_times`` evaluation steps (:func:`step_grid`), unrolled and
     plain; with ``n_times_class`` > 0 also the per-class matrices on that many steps.
 
@@ -336,12 +339,12 @@ def measure(x: torch.Tensor, y: torch.Tensor, n_classes: int, *, widths: Sequenc
     """
     device = pick_device(device)
     with single_threaded(device):
-        traj = record_sgd(lambda: mlp(x.shape[1:], widths, n_classes), x, y, n_models=n_models, epochs=epochs,
-                          batch_size=batch_size, lr=lr, seed=seed, device=device)
+        traj = record_sgd(lambda: mlp(x.shape[1:], widths, n_classes), x, y, sgd, n_seeds=n_seeds, seed=seed,
+                          device=device)
         times = step_grid(traj.n_steps, n_times)
         x, y = x.to(device), y.to(device)
         acc = torch.stack([(traj.logits(t, x).argmax(-1) == y).float().mean(1) for t in times], 1)
-        run = SensitivityRun(torch.tensor(times), torch.tensor(times) * epochs / traj.n_steps,
+        run = SensitivityRun(torch.tensor(times), torch.tensor(times) * sgd.epochs / traj.n_steps,
                              loss_sensitivity(traj, x, y, times).cpu(),
                              input_gradient_sensitivity(traj, x, y, times).cpu(), acc.cpu())
         if n_times_class:
@@ -380,23 +383,16 @@ def off_diagonal_structure(matrix: torch.Tensor) -> torch.Tensor:
     return gini(relative[..., ~eye])
 
 
-#: Line colours: memkit's palette, and a lighter randX red for 50% randX.
-COLORS = figures.PALETTE | {"randX 50%": "#ff9896"}
-
-
-def plot_gini(ax, runs: dict[str, SensitivityRun], plain: bool = True) -> None:
+def plot_gini(ax, runs: dict[data.Kind | str, SensitivityRun], plain: bool = True) -> None:
     """Fig. 3: the Gini coefficient of ḡ over examples as training progresses, one line per kind of
-    data (mean over seeds, band: min–max), against epochs; with ``plain`` also the plain input
-    gradient's (dashed)."""
+    data (a :class:`memkit.data.Kind` or its label; mean over seeds, band: min–max), against epochs;
+    with ``plain`` also the plain input gradient's (dashed, mean over seeds)."""
     for kind, run in runs.items():
-        color = COLORS.get(kind)
-        for is_plain in (False, True) if plain else (False,):
-            g = run.gini(plain=is_plain).numpy()
-            ep = run.epochs.numpy()
-            ax.plot(ep, g.mean(0), color=color, lw=1 if is_plain else 2, ls="--" if is_plain else "-",
-                    label=f"{kind}" + (" (plain gradient)" if is_plain else ""))
-            if not is_plain:
-                ax.fill_between(ep, g.min(0), g.max(0), color=color, alpha=0.2, lw=0)
+        color, ep = figures.kind_color(kind), run.epochs.numpy()
+        figures.band(ax, ep, run.gini().numpy(), color, f"{kind}")
+        if plain:
+            ax.plot(ep, run.gini(plain=True).numpy().mean(0), color=color, lw=1, ls="--",
+                    label=f"{kind} (plain gradient)")
     ax.set_xlabel("epoch")
     ax.set_ylabel("Gini coefficient of ḡ over examples")
 

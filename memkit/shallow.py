@@ -1,70 +1,42 @@
 """Do deep networks learn shallow-learnable examples first? (Mangalam & Prabhu 2019; notebook 06)
 
-A shallow model M (an SVM with an RBF kernel, a random forest) is fitted once. A deep network D
-is trained from a random initialisation, and after each training step on a grid of steps the test
-set is split four ways by which of the two classifies an example correctly: the contingency
-matrix T, first index D, second index M (1 = correct)::
+A shallow model M (:func:`memkit.estimators.fit_shallow`) is fitted once; a deep network D trains
+from a random initialisation (:func:`train_tracked`), and at each step of a grid the test set is
+split by which of the two is right: the contingency matrix T (first index D, second M, 1 = correct;
+T01 = M right, D wrong). R+ = T11/(T11 + T01) is D's accuracy on the examples M gets right,
+R− = T10/(T10 + T00) on those it gets wrong, R± = R+/R−: 1 if D's successes have nothing to do with
+M's; the paper finds an early peak and a slow fall to a value above 1.
 
-                    M incorrect   M correct
-    D incorrect        T00           T01
-    D correct          T10           T11
-
-From T: D's accuracy on the examples M gets right, R+ = T11 / (T11 + T01); D's accuracy on the
-examples M gets wrong, R− = T10 / (T10 + T00); and their ratio R± = R+ / R−. If which test examples
-D learns had nothing to do with which ones M can learn, R± would stay at 1; the paper finds that it
-peaks early in training and settles slowly to a value above 1.
-
-The module has three parts: T and its ratios (:func:`contingency`, :func:`r_plus`,
-:func:`r_minus`, :func:`r_pm`); fitting M with scikit-learn (:func:`fit_svm`, :func:`fit_forest`);
-and D (:func:`deep_factory`, the 32×32 adaptations :func:`densenet121_32` and :func:`resnet101_32`,
-and :func:`train_tracked`, which trains S seeds of D and records their test-set correctness at the
-steps of :func:`step_grid`).
+R± also rises if D merely learns first the *classes* M is good at. The control: R± against M's marks
+shuffled within each class (:func:`class_shuffled`), and R±_MH, R+/R− within classes combined by
+Mantel–Haenszel (:func:`r_pm_mh`); :func:`claims` speak about the excess over that control.
 """
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
-from tqdm.auto import tqdm
 
-from memkit import models
+from memkit import figures, metrics, models
 from memkit.data import Dataset
 from memkit.device import pick_device
-from memkit.training import (Ensemble, Factory, Step, correct, fit, has_buffers, member_seeds, steps_per_epoch,
-                             train_single)
+from memkit.results import Claim
+from memkit.training import SGD, Seeds, Step, steps_per_epoch, train_seeds
 
-# ---------------------------------------------------------------------------------------------
-# The contingency matrix T and the ratios R+, R−, R±
-# ---------------------------------------------------------------------------------------------
+# --- The contingency matrix T and the ratios R+, R−, R± --------------------------------------
 
 
 def contingency(d_correct: torch.Tensor, m_correct: torch.Tensor) -> torch.Tensor:
-    """The contingency matrix T of D against M on one set of examples.
-
-    Args:
-        d_correct: ``(..., N)`` bool, whether D classifies example n correctly (leading axes, e.g.
-            grid steps × seeds, are kept).
-        m_correct: ``(N,)`` (or broadcastable to ``d_correct``) bool, whether M does.
-
-    Returns:
-        ``(..., 2, 2)`` int64 counts, ``T[..., i, j]`` = number of examples with D-correct = i and
-        M-correct = j; so ``T[..., 0, 1]`` is T01, M right and D wrong. The four counts add to N.
-    """
-    d, m = d_correct.bool(), m_correct.bool().to(d_correct.device)
-    if d.shape[-1] != m.shape[-1]:
-        raise ValueError(f"d_correct has {d.shape[-1]} examples but m_correct has {m.shape[-1]}: "
-                         "both must describe the same examples in the same order")
-    counts = [((d == bool(i)) & (m == bool(j))).sum(-1) for i in (0, 1) for j in (0, 1)]
-    return torch.stack(counts, -1).unflatten(-1, (2, 2))
+    """The contingency matrix T of D against M: ``T[..., i, j]`` counts the examples with D-correct = i
+    and M-correct = j (T01: M right, D wrong; the four add to N). ``d_correct``: ``(..., N)`` bool,
+    leading axes (e.g. grid steps × seeds) kept; ``m_correct``: ``(N,)`` bool → ``(..., 2, 2)`` int64."""
+    return contingency_by_class(d_correct, m_correct, torch.zeros(m_correct.shape[-1], dtype=torch.long))[..., 0, :, :]
 
 
 def accuracy_d(t: torch.Tensor) -> torch.Tensor:
@@ -89,297 +61,99 @@ def _subset_accuracy(t: torch.Tensor, m: int, symbol: str) -> torch.Tensor:
 
 
 def r_plus(t: torch.Tensor) -> torch.Tensor:
-    """R+ = T11 / (T11 + T01): D's accuracy on the examples M classifies correctly.
-
-    ``t``: ``(..., 2, 2)`` from :func:`contingency` → ``(...)`` float64 in [0, 1]. Where M
-    classifies *no* example correctly the subset is empty and R+ is undefined: the result is NaN
-    there and a ``RuntimeWarning`` says so (it never happens silently).
-    """
+    """R+ = T11 / (T11 + T01), D's accuracy on the examples M classifies correctly: ``(..., 2, 2)`` →
+    ``(...)`` float64; NaN with a ``RuntimeWarning`` where M classifies no example correctly."""
     return _subset_accuracy(t, 1, "R+")
 
 
 def r_minus(t: torch.Tensor) -> torch.Tensor:
-    """R− = T10 / (T10 + T00): D's accuracy on the examples M classifies incorrectly.
-
-    ``t``: ``(..., 2, 2)`` → ``(...)`` float64 in [0, 1]. Where M classifies *every* example
-    correctly R− is undefined: NaN there, with a ``RuntimeWarning``.
-    """
+    """R− = T10 / (T10 + T00), D's accuracy on the examples M classifies incorrectly: ``(..., 2, 2)`` →
+    ``(...)`` float64; NaN with a ``RuntimeWarning`` where M classifies every example correctly."""
     return _subset_accuracy(t, 0, "R-")
 
 
 def r_pm(t: torch.Tensor) -> torch.Tensor:
-    """R± = R+ / R−, the ratio of D's accuracies on the M-correct and the M-incorrect examples.
-
-    1 when D is as accurate on both subsets (D's successes unrelated to M's, as at a random
-    initialisation); above 1 when D favours the examples M gets right. The poster's expanded
-    formula, T11·T10 / ((T11 + T01)(T10 + T00)), equals R+·R−, not this ratio.
-
-    ``t``: ``(..., 2, 2)`` → ``(...)`` float64. Zero denominators, defined:
-
-    - R− = 0 and R+ > 0 (D right on some M-correct examples but on no M-incorrect one): ``+inf``;
-    - R− = 0 and R+ = 0 (D right on neither subset): ``1.0``, equal (zero) accuracies;
-    - an empty subset (R+ or R− undefined): NaN, with the ``RuntimeWarning`` of :func:`r_plus`
-      or :func:`r_minus`.
-    """
+    """R± = R+ / R−, the ratio of D's accuracies on the M-correct and the M-incorrect examples:
+    ``(..., 2, 2)`` → ``(...)`` float64. (The poster's expanded formula, T11·T10 / ((T11 + T01)(T10 + T00)),
+    equals R+·R−, not this ratio.) Zero denominators: R− = 0 < R+ gives ``+inf``; R− = R+ = 0 gives 1
+    (equal, zero accuracies); an empty subset gives NaN with the ``RuntimeWarning`` of :func:`r_plus` /
+    :func:`r_minus`."""
     rp, rm = r_plus(t), r_minus(t)
     return torch.where((rp == 0) & (rm == 0), 1.0, rp / rm)
 
 
-# ---------------------------------------------------------------------------------------------
-# M: shallow models fitted with scikit-learn
-# ---------------------------------------------------------------------------------------------
+def contingency_by_class(d_correct: torch.Tensor, m_correct: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """T within each class: ``(..., C, 2, 2)``; summed over the class axis it is :func:`contingency`.
 
-ShallowKind = Literal["svm", "rf"]
-#: The shallow models of the paper, by the short names used in settings, figures and results.
-SHALLOW = {"svm": "SVM (RBF kernel)", "rf": "random forest"}
-
-
-@dataclass
-class Shallow:
-    """A fitted shallow model M.
-
-    Attributes:
-        kind: ``"svm"`` or ``"rf"`` (see :data:`SHALLOW`).
-        model: the fitted scikit-learn estimator; it takes flattened inputs ``(N, C·L…)``.
-        n_fit: the number of training examples it was fitted on.
-        fit_s: wall-clock seconds the fit took.
-        details: how it was fitted (method, hyper-parameters, the forest's out-of-bag history).
+    ``d_correct``: ``(..., N)`` bool; ``labels``: ``(N,)`` classes 0..C−1 (C = largest + 1);
+    ``m_correct``: ``(N,)`` bool, or ``(P, N)`` for P versions of M at once (e.g. shuffled marks), which
+    gives ``(..., P, C, 2, 2)``. Counted with one matrix product (exact in float32 below 2²⁴ examples).
     """
-
-    kind: str
-    model: Any
-    n_fit: int
-    fit_s: float
-    details: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return SHALLOW[self.kind]
-
-    def correct(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """``(N,)`` bool on the CPU: whether M classifies each example of ``(x, y)`` correctly."""
-        return torch.from_numpy(self.model.predict(flatten(x)) == y.cpu().numpy())
+    n = labels.shape[0]
+    if d_correct.shape[-1] != n or m_correct.shape[-1] != n:
+        raise ValueError(f"d_correct, m_correct and labels describe {d_correct.shape[-1]}, {m_correct.shape[-1]} and "
+                         f"{n} examples: all must describe the same examples in the same order")
+    onehot = torch.nn.functional.one_hot(labels.long().cpu()).T.float()  # (C, N)
+    m = m_correct.float().cpu().reshape(-1, n)  # (P, N)
+    d = d_correct.float().cpu().unsqueeze(-2) * onehot  # (..., C, N)
+    t11 = torch.einsum("...cn,pn->...pc", d, m)
+    t10, t01 = d.sum(-1).unsqueeze(-2) - t11, m @ onehot.T - t11
+    t = torch.stack([onehot.sum(-1) - t11 - t10 - t01, t01, t10, t11], -1).unflatten(-1, (2, 2)).round().long()
+    return t if m_correct.ndim == 2 else t.squeeze(-4)
 
 
-def flatten(x: torch.Tensor) -> np.ndarray:
-    """Inputs ``(N, C, *spatial)`` as the ``(N, C·∏spatial)`` float32 array scikit-learn expects."""
-    return x.flatten(1).cpu().numpy()
+def r_pm_mh(t_by_class: torch.Tensor) -> torch.Tensor:
+    """R±_MH, the class-conditional R±: R+ / R− within each class c, combined by Mantel–Haenszel
+    (:func:`memkit.metrics.mantel_haenszel_risk_ratio`)::
 
+        R±_MH = Σ_c T11_c·(T10_c + T00_c)/n_c  /  Σ_c T10_c·(T11_c + T01_c)/n_c.
 
-def subsample(n: int, n_fit: int | None, seed: int) -> np.ndarray:
-    """Sorted indices of ``n_fit`` of ``n`` examples drawn without replacement (all when ``None``
-    or ``n_fit >= n``)."""
-    if n_fit is not None and n_fit < 1:
-        raise ValueError(f"n_fit={n_fit}: fit M on at least one example, or pass None for all")
-    if n_fit is None or n_fit >= n:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, n_fit, replace=False))
-
-
-def rbf_gamma(x: np.ndarray) -> float:
-    """The RBF width γ = 1 / (d · Var(x)) for kernel exp(−γ‖a − b‖²): scikit-learn's
-    ``gamma="scale"``, computed here so that the exact and the approximate SVM share it."""
-    return 1.0 / (x.shape[1] * float(x.var()))
-
-
-def fit_svm(x: torch.Tensor, y: torch.Tensor, *, C: float = 1.0, n_fit: int | None = None,
-            n_components: int | None = None, seed: int = 0, n_jobs: int | None = -1) -> Shallow:
-    """M = an SVM with RBF kernel, γ = 1/(d·Var x) (scikit-learn's ``"scale"``) and ``C``.
-
-    The paper gives no hyper-parameters; scikit-learn's defaults (C = 1, γ = "scale") on MNIST
-    match its reported 97.92% (see the notebook).
-
-    At scale the exact SVM (libsvm, ``sklearn.svm.SVC``, one-vs-one) is slow: fitting grows
-    roughly quadratically with the number of examples and prediction with the number of support
-    vectors, on one CPU core. Two ways out, both parameters:
-
-    - ``n_fit``: fit on a random subsample of that many training examples (``None``: all);
-    - ``n_components``: replace the kernel by a Nyström approximation with that many landmark
-      examples (``sklearn.kernel_approximation.Nystroem``) followed by linear SVMs (``LinearSVC``,
-      one-vs-rest, the classes fitted in parallel on ``n_jobs`` threads); linear in the number
-      of examples.
-
-    Measured on a CPU (test accuracy): MNIST, exact on subsamples of 2500 / 5000 / 10000
-    examples 94.3 / 95.3 / 96.4%, Nyström on all 60000 with 1000 / 3000 components 97.1 / 97.7%
-    (the paper: 97.92%); the CIFAR-10 subset (4000 images), exact 40.6%, Nyström with 1000 / 3000
-    components 42.4 / 45.3%.
-
-    ``x``: ``(N, C, *spatial)`` training inputs; ``y``: ``(N,)`` labels.
+    1 when, within every class, D is as often right on M's correct as on M's incorrect examples, however
+    M's and D's accuracies differ between classes; R± itself also rises when D merely learns first the
+    classes M is good at. ``t_by_class``: ``(..., C, 2, 2)`` (:func:`contingency_by_class`) → ``(...)``.
     """
-    from joblib import parallel_config
-    from sklearn.kernel_approximation import Nystroem
-    from sklearn.multiclass import OneVsRestClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.svm import SVC, LinearSVC
-
-    idx = subsample(len(x), n_fit, seed)
-    xs, ys = flatten(x)[idx], y.cpu().numpy()[idx]
-    gamma = rbf_gamma(xs)
-    if n_components is None:
-        model, method = SVC(C=C, gamma=gamma, cache_size=1000), "exact RBF SVM (libsvm)"
-    else:
-        if n_components < 1:
-            raise ValueError(f"n_components={n_components}: the Nyström approximation needs at least one "
-                             "landmark; pass None for the exact SVM")
-        model = make_pipeline(Nystroem(gamma=gamma, n_components=min(n_components, len(xs)), random_state=seed),
-                              OneVsRestClassifier(LinearSVC(C=C, random_state=seed), n_jobs=n_jobs))
-        method = f"Nyström RBF approximation ({min(n_components, len(xs))} components) + linear SVM"
-    t0 = time.perf_counter()
-    with parallel_config(backend="threading"):  # liblinear releases the GIL: threads, no process start-up
-        model.fit(xs, ys)
-    return Shallow("svm", model, len(idx), time.perf_counter() - t0,
-                   {"method": method, "C": C, "gamma": gamma, "n_components": n_components})
+    t = t_by_class
+    return metrics.mantel_haenszel_risk_ratio(t[..., 1, 1], t[..., :, 1].sum(-1), t[..., 1, 0], t[..., :, 0].sum(-1))
 
 
-def fit_forest(x: torch.Tensor, y: torch.Tensor, *, chunk: int = 20, tol: float = 0.005,
-               max_trees: int = 500, n_fit: int | None = None, seed: int = 0,
-               n_jobs: int | None = -1) -> Shallow:
-    """M = a random forest (scikit-learn defaults: √d features per split, fully grown trees)
-    with early stopping on the number of trees.
-
-    The paper says "random forests with early stopping" and no more. Our rule: grow the forest
-    ``chunk`` trees at a time and stop as soon as the out-of-bag accuracy (each training example
-    scored by the trees that did not see it, so no held-out data is needed) rises by less than
-    ``tol`` over the last chunk, or at ``max_trees``. ``details["oob"]`` holds the
-    ``(n_trees, oob_accuracy)`` history.
-
-    ``x``: ``(N, C, *spatial)``; ``y``: ``(N,)``; ``n_fit`` subsamples as in :func:`fit_svm`.
-    """
-    from sklearn.ensemble import RandomForestClassifier
-
-    if chunk < 1 or max_trees < chunk:
-        raise ValueError(f"chunk={chunk}, max_trees={max_trees}: need 1 <= chunk <= max_trees")
-    idx = subsample(len(x), n_fit, seed)
-    xs, ys = flatten(x)[idx], y.cpu().numpy()[idx]
-    forest = RandomForestClassifier(n_estimators=0, warm_start=True, oob_score=True,
-                                    random_state=seed, n_jobs=n_jobs)
-    history: list[tuple[int, float]] = []
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():  # a first small chunk leaves a few examples without OOB votes
-        warnings.filterwarnings("ignore", message="Some inputs do not have OOB scores")
-        for n_trees in range(chunk, max_trees + 1, chunk):
-            forest.set_params(n_estimators=n_trees).fit(xs, ys)
-            history.append((n_trees, float(forest.oob_score_)))
-            if len(history) > 1 and history[-1][1] - history[-2][1] < tol:
-                break
-    return Shallow("rf", forest, len(idx), time.perf_counter() - t0,
-                   {"method": f"random forest, early stopping: +{chunk} trees while OOB accuracy rises by >= {tol}",
-                    "n_trees": history[-1][0], "oob": history})
+def class_shuffled(d_correct: torch.Tensor, m_correct: torch.Tensor, labels: torch.Tensor, n_perm: int,
+                   seed: int = 0, chunk: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """The class-level control: R± and R±_MH of D against M's marks permuted within each class
+    (:func:`memkit.metrics.permute_within_groups`; M's per-class accuracies kept, which example of a
+    class M gets right made random). ``d_correct``: ``(G, S, N)``; returns two ``(G, S, P)`` arrays,
+    P = ``n_perm``, every permutation at once (``chunk`` grid steps at a time bound the memory)."""
+    perms = metrics.permute_within_groups(m_correct.bool(), labels, n_perm, seed)
+    raw, mh = [], []
+    for d in d_correct.split(chunk):
+        t = contingency_by_class(d, perms, labels)  # (chunk, S, P, C, 2, 2)
+        raw.append(r_pm(t.sum(-3)))
+        mh.append(r_pm_mh(t))
+    return torch.cat(raw).numpy(), torch.cat(mh).numpy()
 
 
-def fit_shallow(kind: ShallowKind, x: torch.Tensor, y: torch.Tensor, *, seed: int = 0,
-                **options: Any) -> Shallow:
-    """Fit M of kind ``"svm"`` (:func:`fit_svm`) or ``"rf"`` (:func:`fit_forest`) with ``options``."""
-    fitters: dict[str, Callable[..., Shallow]] = {"svm": fit_svm, "rf": fit_forest}
-    if kind not in fitters:
-        raise ValueError(f"unknown shallow model {kind!r}; use one of {', '.join(SHALLOW)}")
-    return fitters[kind](x, y, seed=seed, **options)
+# --- D: training with T tracked on a grid of steps -------------------------------------------
 
 
-# ---------------------------------------------------------------------------------------------
-# D: architectures
-# ---------------------------------------------------------------------------------------------
-
-ARCHS = ("cnn", "densenet121", "resnet101")
-
-
-def _stem_32(in_channels: int) -> nn.Conv2d:
-    """The 3×3, stride-1 first convolution used for 32×32 inputs instead of ImageNet's 7×7 stride
-    2 (with the max-pool after it removed, the first block sees the full 32×32 image), initialised
-    as torchvision initialises its convolutions."""
-    conv = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
-    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
-    return conv
-
-
-def densenet121_32(n_classes: int, in_channels: int = 3) -> nn.Module:
-    """torchvision's DenseNet121 (no pretrained weights) adapted to 32×32 inputs: 3×3 stride-1
-    stem, no initial max-pool. Maps ``(B, in_channels, H, W)`` to ``(B, n_classes)`` logits."""
-    from torchvision.models import densenet121
-
-    net = densenet121(weights=None, num_classes=n_classes)
-    net.features.conv0 = _stem_32(in_channels)
-    net.features.pool0 = nn.Identity()
-    return net
-
-
-def resnet101_32(n_classes: int, in_channels: int = 3) -> nn.Module:
-    """torchvision's ResNet101 (no pretrained weights) adapted to 32×32 inputs: 3×3 stride-1
-    stem, no initial max-pool. Maps ``(B, in_channels, H, W)`` to ``(B, n_classes)`` logits."""
-    from torchvision.models import resnet101
-
-    net = resnet101(weights=None, num_classes=n_classes)
-    net.conv1 = _stem_32(in_channels)
-    net.maxpool = nn.Identity()
-    return net
-
-
-def deep_factory(arch: str, input_shape: Sequence[int], n_classes: int) -> Factory:
-    """A factory of D: ``"cnn"`` (the paper's 2-layer CNN: :func:`memkit.models.cnn` with two
-    convolutions, 1-D or 2-D by the input), ``"densenet121"`` or ``"resnet101"`` (images only)."""
-    if arch not in ARCHS:
-        raise ValueError(f"unknown architecture {arch!r}; use one of {', '.join(ARCHS)}")
-    if arch == "cnn":
-        return lambda: models.cnn(input_shape, n_classes, channels=(32, 64))
-    if len(input_shape) != 3:
-        raise ValueError(f"{arch} needs images (C, H, W); these inputs are {tuple(input_shape)}: use arch='cnn'")
-    build = densenet121_32 if arch == "densenet121" else resnet101_32
-    return lambda: build(n_classes, in_channels=input_shape[0])
-
-
-# ---------------------------------------------------------------------------------------------
-# D: training with T tracked on a grid of steps
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How D is trained; the paper publishes none of it, so every field is our choice.
-
-    Attributes:
-        arch: one of :data:`ARCHS`.
-        batch_size, lr, momentum, weight_decay: SGD (``torch.optim.SGD`` semantics).
-        schedule: ``"constant"`` learning rate, or ``"cosine"`` annealing from ``lr`` to 0 over
-            the whole run (per step).
-        augment: random crops (4-pixel zero padding) and horizontal flips of each batch, the
-            usual CIFAR augmentation (images only).
-    """
-
-    arch: str = "cnn"
-    batch_size: int = 64
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: Literal["constant", "cosine"] = "constant"
-    augment: bool = False
-
-    def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise ValueError(f"unknown architecture {self.arch!r}; use one of {', '.join(ARCHS)}")
-        if self.schedule not in ("constant", "cosine"):
-            raise ValueError(f"unknown schedule {self.schedule!r}; use 'constant' or 'cosine'")
-        if self.batch_size < 1 or self.lr <= 0:
-            raise ValueError(f"batch_size={self.batch_size} and lr={self.lr} must be positive")
-
-
-#: D and its training at paper scale, per data set (the paper names only the architectures).
-PAPER_RECIPES: dict[str, Recipe] = {
-    "mnist": Recipe("cnn", batch_size=64, lr=0.01, momentum=0.9),
-    "cifar10": Recipe("densenet121", batch_size=64, lr=0.1, momentum=0.9, weight_decay=1e-4,
-                      schedule="cosine", augment=True),
-    "cifar100": Recipe("resnet101", batch_size=128, lr=0.1, momentum=0.9, weight_decay=5e-4,
-                       schedule="cosine", augment=True),
+#: D at paper scale per data set: its architecture (:data:`memkit.models.ARCHS`) and its optimiser
+#: (the paper names only the architectures; ``epochs`` is set by the notebook). The 32×32 networks
+#: train one seed after another (batch norm) under bfloat16 autocast on CUDA.
+PAPER_D: dict[str, tuple[str, SGD]] = {
+    "mnist": ("cnn", SGD(lr=0.01, batch_size=64, momentum=0.9)),
+    "cifar10": ("densenet121", SGD(lr=0.1, batch_size=64, momentum=0.9, weight_decay=1e-4,
+                                   schedule="cosine", augment=True, autocast=True)),
+    "cifar100": ("resnet101", SGD(lr=0.1, batch_size=128, momentum=0.9, weight_decay=5e-4,
+                                  schedule="cosine", augment=True, autocast=True)),
 }
 
 
-def paper_recipe(dataset: str) -> Recipe:
-    """The paper's D for ``dataset``: DenseNet121 for CIFAR-10 (and its subset), ResNet101 for
-    CIFAR-100, the 2-layer CNN for every other data set (as for MNIST)."""
+def paper_d(dataset: str) -> tuple[str, SGD]:
+    """The paper's D for ``dataset`` as ``(arch, sgd)``: DenseNet121 for CIFAR-10 (and its subset),
+    ResNet101 for CIFAR-100, the 2-layer CNN for every other data set (as for MNIST)."""
     key = {"cifar10-subset": "cifar10"}.get(dataset, dataset)
-    return PAPER_RECIPES.get(key, PAPER_RECIPES["mnist"])
+    return PAPER_D.get(key, PAPER_D["mnist"])
 
 
-def step_grid(total_steps: int, steps_per_epoch: int, n_log: int = 50) -> np.ndarray:
+def log_step_grid(total_steps: int, steps_per_epoch: int, n_log: int = 50) -> np.ndarray:
     """The training steps after which T is measured: 0 (the random initialisation), ``n_log``
     steps log-spaced between 1 and ``total_steps`` (dense early, so that a peak within the first
     epoch is resolved) and the end of every epoch. Sorted, unique, int64, within [0, total_steps]."""
@@ -417,106 +191,51 @@ class Trajectory:
         """``(G,)`` the grid in epochs (fractions of an epoch early on)."""
         return self.steps / self.steps_per_epoch
 
-    def contingency(self, m_correct: torch.Tensor) -> torch.Tensor:
-        """``(G, S, 2, 2)`` T of every seed at every grid step against M's ``(N,)`` correctness."""
-        return contingency(self.correct, m_correct)
+    def first_right(self) -> np.ndarray:
+        """``(S, N)`` per seed and test example, the epoch of the first grid step from which the
+        seed classifies the example correctly at every later grid step (to the end); NaN when it
+        is wrong at the end."""
+        stays = self.correct.flip(0).cummin(0).values.flip(0)  # (G, S, N): right from here to the end
+        n_right = stays.sum(0).numpy()
+        first = self.epochs[np.clip(len(self.steps) - n_right, 0, len(self.steps) - 1)]
+        return np.where(n_right > 0, first, np.nan)
 
 
-def needs_loop(factory: Factory, recipe: Recipe) -> bool:
-    """Whether D must train one seed at a time (:func:`memkit.training.train_single`): a model
-    with buffers (batch norm, :func:`memkit.training.has_buffers`), or a recipe that
-    :func:`memkit.training.fit` does not do (a learning-rate schedule, augmentation)."""
-    return has_buffers(factory) or recipe.schedule != "constant" or recipe.augment
+def train_tracked(ds: Dataset, arch: str, sgd: SGD, *, n_seeds: int, n_log: int = 50, seed: int = 0,
+                  device: str | torch.device | None = None, progress: bool = True) -> Trajectory:
+    """Train S = ``n_seeds`` seeds of D (architecture ``arch``, :func:`memkit.models.factory`) from
+    random initialisations on ``ds`` for ``sgd.epochs`` epochs and record, after each step of
+    ``log_step_grid(total, steps_per_epoch, n_log)``, which test examples each seed classifies
+    correctly (in eval mode).
 
-
-def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """Random crops and horizontal flips of a batch of images ``(B, C, H, W)``: each image is
-    flipped with probability ½, zero-padded by ``pad`` pixels and cropped back to H×W at a
-    uniformly random offset. ``generator`` lives on ``x``'s device."""
-    b, c, h, w = x.shape
-    flip = torch.rand(b, generator=generator, device=x.device) < 0.5
-    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-    padded = F.pad(x, (pad, pad, pad, pad))
-    di, dj = (torch.randint(0, 2 * pad + 1, (b,), generator=generator, device=x.device) for _ in range(2))
-    rows = (di[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-    cols = (dj[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-    batch = torch.arange(b, device=x.device)[:, None, None, None]
-    return padded[batch, torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
-
-
-def _loop_one(factory: Factory, ds: Dataset, recipe: Recipe, epochs: int, grid: set[int], seed: int,
-              device: torch.device, bar: Any) -> list[torch.Tensor]:
-    """Train one seed of D with :func:`memkit.training.train_single` (same initialisation and
-    data order as the ensemble member with that seed; the recipe's schedule and augmentation,
-    bfloat16 autocast on CUDA); return its ``(N,)`` test correctness at each grid step."""
-    total = epochs * steps_per_epoch(ds.n_train, recipe.batch_size)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    x_test, y_test = ds.x_test.to(device), ds.y_test.to(device)
-    out: list[torch.Tensor] = []
-
-    def record(model: nn.Module, step: Step) -> None:
-        bar.update(step.step > 0)
-        if step.step in grid:
-            out.append(correct(model, x_test, y_test).cpu())
-
-    train_single(factory, ds.x_train, ds.y_train, seed=seed, epochs=epochs, batch_size=recipe.batch_size,
-                 lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, device=device,
-                 lr_factor=(lambda t: 0.5 * (1 + math.cos(math.pi * t / total))) if recipe.schedule == "cosine" else None,
-                 transform=(lambda xb: augment_batch(xb, gen)) if recipe.augment else None,
-                 autocast=True, callback=record)
-    return out
-
-
-def train_tracked(ds: Dataset, recipe: Recipe, *, epochs: int, n_seeds: int, n_log: int = 50,
-                  seed: int = 0, device: str | torch.device | None = None,
-                  progress: bool = True) -> Trajectory:
-    """Train S = ``n_seeds`` seeds of D from random initialisations on ``ds`` for ``epochs``
-    epochs and record, after each step of ``step_grid(total, steps_per_epoch, n_log)``, which
-    test examples each seed classifies correctly.
-
-    Seeds come from :func:`memkit.training.member_seeds` (initialisation and data order). A model
-    without buffers and a constant-rate recipe without augmentation train as one batched
-    :class:`memkit.training.Ensemble`; otherwise (batch norm, as in DenseNet121 and ResNet101, a
-    schedule or augmentation) each seed trains in a plain ``torch.optim.SGD`` loop, one after
-    another, on CUDA under bfloat16 autocast. Both give the same model for a seed (to float
-    tolerance) when both apply. Evaluation uses the model in eval mode.
+    Training is :func:`memkit.training.train_seeds` with ``sgd`` (batched, or one seed after another
+    for batch norm: DenseNet121, ResNet101).
     """
-    if epochs < 1 or n_seeds < 1:
-        raise ValueError(f"epochs={epochs} and n_seeds={n_seeds} must be at least 1")
-    if recipe.augment and ds.x_train.ndim != 4:
+    if n_seeds < 1:
+        raise ValueError(f"n_seeds={n_seeds} must be at least 1")
+    if sgd.augment and ds.x_train.ndim != 4:
         raise ValueError(f"augment=True needs images (N, C, H, W); {ds.name} inputs are "
                          f"{tuple(ds.x_train.shape)}: set augment=False")
     device = pick_device(device)
-    factory = deep_factory(recipe.arch, ds.input_shape, ds.n_classes)
-    per_epoch = steps_per_epoch(ds.n_train, recipe.batch_size)
-    total = epochs * per_epoch
-    want = set(step_grid(total, per_epoch, n_log).tolist())
-    seeds = member_seeds(seed, n_seeds)
+    factory = models.factory(arch, ds.input_shape, ds.n_classes)
+    per_epoch = steps_per_epoch(ds.n_train, sgd.batch_size)
+    want = set(log_step_grid(sgd.epochs * per_epoch, per_epoch, n_log).tolist())
+    x_test, y_test = ds.x_test.to(device), ds.y_test.to(device)
+    rows: dict[tuple[int, ...], list[torch.Tensor]] = {}
+
+    def record(trained: Seeds, step: Step) -> None:
+        if step.step in want:
+            rows.setdefault(tuple(trained.members), []).append(trained.correct(x_test, y_test).cpu())
+
     t0 = time.perf_counter()
-    if needs_loop(factory, recipe):
-        with tqdm(total=n_seeds * total, desc=f"{ds.name} {recipe.arch}", disable=not progress, leave=False) as bar:
-            per_seed = [_loop_one(factory, ds, recipe, epochs, want, s, device, bar) for s in seeds]
-        correct = torch.stack([torch.stack(c) for c in per_seed], dim=1)
-        method = "loop"
-    else:
-        ens = Ensemble(factory, n_seeds, seed=seed, device=device)
-        rows: list[torch.Tensor] = []
-
-        def record(e: Ensemble, step: Step) -> None:
-            if step.step in want:
-                rows.append(e.correct(ds.x_test, ds.y_test).cpu())
-
-        fit(ens, ds.x_train, ds.y_train, epochs=epochs, batch_size=recipe.batch_size, lr=recipe.lr,
-            momentum=recipe.momentum, weight_decay=recipe.weight_decay, callback=record,
-            progress=progress, desc=f"{ds.name} {recipe.arch}")
-        correct = torch.stack(rows)
-        method = "ensemble"
-    return Trajectory(np.asarray(sorted(want)), per_epoch, correct, seeds, time.perf_counter() - t0, method)
+    seeds = train_seeds(factory, ds.x_train, ds.y_train, sgd, n_seeds=n_seeds, seed=seed, device=device,
+                        callback=record, progress=progress, desc=f"{ds.name} {arch}")
+    correct = torch.cat([torch.stack(r) for r in rows.values()], dim=1)  # (G, S, N)
+    return Trajectory(np.asarray(sorted(want)), per_epoch, correct, seeds.seeds, time.perf_counter() - t0,
+                      "ensemble" if seeds.batched else "loop")
 
 
-# ---------------------------------------------------------------------------------------------
-# R± over training: summaries, the poster's figure, the paper's numbers
-# ---------------------------------------------------------------------------------------------
+# --- R± over training: summaries, the poster's figure, the paper's numbers -------------------
 
 #: The paper's final test accuracies in % (poster, "Final maximum accuracies achieved by these
 #: classifiers"), with the name of its D.
@@ -527,27 +246,38 @@ PAPER_ACCURACY: dict[str, dict[str, Any]] = {
 }
 
 
-def peak(r: torch.Tensor | np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per seed, the largest value of a ``(G, S)`` curve over the grid ``x`` ``(G,)`` (steps or
-    epochs) and the ``x`` at which it is first reached, NaN entries ignored: two ``(S,)`` arrays."""
-    r = np.asarray(r, dtype=float)
-    r = np.where(np.isnan(r), -np.inf, r)  # keep +inf (R− = 0 < R+) a peak of +inf
-    return r.max(0), np.asarray(x)[r.argmax(0)]
+#: Thresholds of :func:`claims`, fixed before the runs they judge (see the notebook for how each was chosen).
+START_MAX = 1.0  # |log2 R±_MH| at step 0: within a factor 2 of 1
+PEAK_OVER_FINAL = 1.5  # peak R±_MH / final R±_MH
+NULL_PERCENTILE = 95  # of the class-shuffled control
 
 
 @dataclass(frozen=True)
 class Curves:
-    """T of S seeds of D against one M at every grid step, and the quantities read from it.
+    """T of S seeds of D against one M at every grid step, the quantities read from it and their
+    class-shuffled control (:func:`curves` computes them).
 
     Attributes:
         steps: ``(G,)`` SGD updates done (0 = random initialisation).
         steps_per_epoch: updates per epoch.
         t: ``(G, S, 2, 2)`` int64 contingency matrices (:func:`contingency`).
+        r_plus, r_minus, r_pm: ``(G, S)`` R+ (D's accuracy on the M-correct test examples), R−
+            (on the M-incorrect ones) and R± = R+/R−.
+        r_pm_mh: ``(G, S)`` the class-conditional R±_MH (:func:`r_pm_mh`).
+        acc_d: ``(G, S)`` accuracy of D.
+        null_r_pm, null_r_pm_mh: ``(G, S, P)`` R± and R±_MH against P class-shuffled Ms (:func:`class_shuffled`).
     """
 
     steps: np.ndarray
     steps_per_epoch: int
     t: torch.Tensor
+    r_plus: np.ndarray
+    r_minus: np.ndarray
+    r_pm: np.ndarray
+    r_pm_mh: np.ndarray
+    acc_d: np.ndarray
+    null_r_pm: np.ndarray
+    null_r_pm_mh: np.ndarray
 
     @property
     def epochs(self) -> np.ndarray:
@@ -555,80 +285,109 @@ class Curves:
         return self.steps / self.steps_per_epoch
 
     @property
-    def r_plus(self) -> np.ndarray:
-        """``(G, S)`` R+, D's accuracy on the M-correct test examples."""
-        return r_plus(self.t).numpy()
-
-    @property
-    def r_minus(self) -> np.ndarray:
-        """``(G, S)`` R−, D's accuracy on the M-incorrect test examples."""
-        return r_minus(self.t).numpy()
-
-    @property
-    def r_pm(self) -> np.ndarray:
-        """``(G, S)`` R± = R+/R−."""
-        return r_pm(self.t).numpy()
-
-    @property
-    def acc_d(self) -> np.ndarray:
-        """``(G, S)`` accuracy of D."""
-        return accuracy_d(self.t).numpy()
-
-    @property
     def acc_m(self) -> float:
         """Accuracy of M (the same at every step and for every seed)."""
         return float(accuracy_m(self.t[0, 0]))
 
-    def start_pooled(self) -> float:
-        """R± at the random initialisation, from T summed over the seeds (less dependent on the
-        class that one untrained D happens to predict than any single seed's value)."""
-        return float(r_pm(self.t[0].sum(0)))
 
-    def peak(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per seed, the highest R± and the epoch at which it is reached: two ``(S,)`` arrays."""
-        return peak(self.r_pm, self.epochs)
-
-
-def curves(traj: Trajectory, m_correct: torch.Tensor) -> Curves:
-    """The :class:`Curves` of trajectory ``traj`` against M's ``(N,)`` test correctness."""
-    return Curves(traj.steps, traj.steps_per_epoch, traj.contingency(m_correct))
+def curves(traj: Trajectory, m_correct: torch.Tensor, labels: torch.Tensor, n_perm: int = 1000,
+           seed: int = 0) -> Curves:
+    """The :class:`Curves` of trajectory ``traj`` against M's ``(N,)`` test correctness, with
+    ``labels`` ``(N,)`` the test classes and ``n_perm`` class-shuffled Ms (drawn from ``seed``)."""
+    t = contingency(traj.correct, m_correct)
+    mh = r_pm_mh(contingency_by_class(traj.correct, m_correct, labels)).numpy()
+    null = class_shuffled(traj.correct, m_correct, labels, n_perm, seed)
+    return Curves(traj.steps, traj.steps_per_epoch, t, r_plus(t).numpy(), r_minus(t).numpy(), r_pm(t).numpy(), mh,
+                  accuracy_d(t).numpy(), *null)
 
 
-#: Colours of the curves in :func:`plot_curves`.
-COLORS = {"R±": "#222222", "R+": "#2ca02c", "R-": "#d62728", "D": "#1f77b4", "M": "#7f7f7f",
-          "T00": "#7f7f7f", "T01": "#ff7f0e", "T10": "#9467bd", "T11": "#2ca02c"}
+def peak(r: np.ndarray | torch.Tensor, x: np.ndarray, until: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
+    """The largest value of a curve ``(G, ...)`` over the grid ``x`` ``(G,)`` up to ``x <= until``, and
+    the ``x`` where it is first reached, NaN ignored, +inf kept (R− = 0 < R+): two ``(...)`` arrays."""
+    r = np.asarray(r, dtype=float)
+    r = np.where(np.isnan(r), -np.inf, r)[np.asarray(x) <= until]
+    return r.max(0), np.asarray(x)[r.argmax(0)]
 
 
-def _band(ax: Any, x: np.ndarray, y: np.ndarray, color: str, label: str, ls: str = "-") -> None:
-    """Mean over seeds (``y``: ``(G, S)``) as a line, min to max over seeds as a band."""
-    y = np.where(np.isfinite(y), y, np.nan)
-    ax.plot(x, np.nanmean(y, 1), color=color, lw=1.6, ls=ls, label=label)
-    if y.shape[1] > 1:
-        ax.fill_between(x, np.nanmin(y, 1), np.nanmax(y, 1), color=color, alpha=0.2, lw=0)
+def per_seed(c: Curves) -> dict[str, np.ndarray]:
+    """The values the claims read, per seed (``(S,)`` each): R± and R±_MH at step 0, at their peak
+    (and its epoch), at their peak in the first epoch, at the end; the class-shuffled control's
+    median and :data:`NULL_PERCENTILE` th percentile of the same statistic; T01 at the end."""
+    q = lambda null: np.percentile(null, NULL_PERCENTILE, axis=-1, method="higher")  # an attained value: no inf − inf
+    first, null_first = peak(c.r_pm, c.epochs, 1.0)[0], peak(c.null_r_pm, c.epochs, 1.0)[0]
+    first_mh, null_first_mh = peak(c.r_pm_mh, c.epochs, 1.0)[0], peak(c.null_r_pm_mh, c.epochs, 1.0)[0]
+    peak_mh, peak_mh_epoch = peak(c.r_pm_mh, c.epochs)
+    return {"start": c.r_pm[0], "start_mh": c.r_pm_mh[0], "peak": peak(c.r_pm, c.epochs)[0],
+            "peak_epoch": peak(c.r_pm, c.epochs)[1], "end": c.r_pm[-1],
+            "peak_1": first, "null_peak_1_median": np.median(null_first, -1), "null_peak_1_q": q(null_first),
+            "peak_mh": peak_mh, "peak_mh_epoch": peak_mh_epoch, "peak_mh_1": first_mh,
+            "null_peak_mh_1_q": q(null_first_mh), "end_mh": c.r_pm_mh[-1], "null_end_mh_q": q(c.null_r_pm_mh[-1]),
+            "null_end_median": np.median(c.null_r_pm[-1], -1), "t01": c.t[-1, :, 0, 1].numpy()}
+
+
+def claims(s: dict[str, np.ndarray], prefix: str, figure: str, asserted: bool = True,
+           reported_only: Sequence[str] = ()) -> list[Claim]:
+    """The paper's claims as excesses over the class-level control, each the worst seed of ``s``
+    (:func:`per_seed`); ``prefix`` (e.g. ``"mnist1d-svm"``) starts every id and statement. A claim is
+    asserted when ``asserted`` and its id ends with no ``"-" + r`` for ``r`` in ``reported_only``
+    (``"examples-end"``: for every M; ``"svm-examples-end"``: for the SVM only)."""
+    null = f"{NULL_PERCENTILE}th percentile of it with M shuffled within classes"
+    rows = [
+        ("start-within-class", ("R± starts near 1 within classes: at random initialisation every seed's "
+                                "class-conditional R±_MH is within a factor 2 of 1"),
+         "max over seeds of |log2 R±_MH(step 0)|", np.max(np.abs(np.log2(s["start_mh"]))), START_MAX, "<"),
+        ("early-beyond-classes", "in the first epoch R± peaks higher than M's per-class accuracies alone give",
+         f"min over seeds of peak R± (epoch <= 1) - {null}", np.min(s["peak_1"] - s["null_peak_1_q"]), 0.0, ">"),
+        ("examples-first", ("D learns M's easy examples first, not only M's easy classes: within classes R±_MH "
+                            "peaks in the first epoch above its class-shuffled control"),
+         f"min over seeds of peak R±_MH (epoch <= 1) - {null}", np.min(s["peak_mh_1"] - s["null_peak_mh_1_q"]),
+         0.0, ">"),
+        ("examples-peak-early", "R±_MH reaches its peak within the first epoch",
+         "latest R±_MH peak over seeds (epochs)", np.max(s["peak_mh_epoch"]), 1.0, "<="),
+        ("examples-peak-falls", "R±_MH then falls: its peak is at least 1.5 times its final value",
+         "min over seeds of peak R±_MH / final R±_MH", np.min(s["peak_mh"] / s["end_mh"]), PEAK_OVER_FINAL, ">="),
+        ("examples-end", ("R±_MH settles above its class-shuffled control: at the end D is still more often right on "
+                          "the examples M gets right than on those of the same class M gets wrong"),
+         f"min over seeds of final R±_MH - {null}", np.min(s["end_mh"] - s["null_end_mh_q"]), 0.0, ">"),
+    ]
+    return [Claim(f"{prefix}-{key}", f"{prefix}: {text}", metric, float(value), threshold, op, figure,
+                  asserted and not any(f"{prefix}-{key}".endswith(f"-{r}") for r in reported_only))
+            for key, text, metric, value, threshold, op in rows]
+
+
+#: Colours of the curves in :func:`plot_curves` (quantities of T, not kinds of data).
+CURVE_COLORS = {"R±": "#222222", "R±_MH": "#8c564b", "null": "#bbbbbb", "R+": "#2ca02c", "R-": "#d62728",
+                "D": "#1f77b4", "M": "#7f7f7f", "T00": "#7f7f7f", "T01": "#ff7f0e", "T10": "#9467bd", "T11": "#2ca02c"}
 
 
 def plot_curves(axes: Sequence[Any], c: Curves, title: str) -> None:
-    """The poster's three panels for one data set and one M, on three axes (one column):
-    R± over training; R+, R− and D's accuracy (M's dashed); the four counts of T. Lines are means
+    """The poster's three panels for one data set and one M, on three axes (one column): R± (log
+    scale) with its class-shuffled control (grey: 5th to 95th percentile over seeds and shuffles) and the
+    class-conditional R±_MH; R+, R− and D's accuracy (M's dashed); the four counts of T. Lines are means
     over the seeds, bands span min to max over the seeds; x is the training step on a symlog axis
-    (linear below 1), with the end of the first epoch dotted."""
+    (linear below 1: a peak within the first epoch stays visible), the end of the first epoch dotted."""
     x = c.steps
     ax1, ax2, ax3 = axes
-    _band(ax1, x, c.r_pm, COLORS["R±"], "R± = R+ / R−")
+    null = np.where(np.isfinite(c.null_r_pm), c.null_r_pm, np.nan).reshape(len(x), -1)
+    ax1.fill_between(x, *np.nanpercentile(null, [5, 95], axis=1), color=CURVE_COLORS["null"], alpha=0.5, lw=0,
+                     label="R±, M shuffled within classes (5–95%)")
+    figures.band(ax1, x, c.r_pm.T, CURVE_COLORS["R±"], "R± = R+ / R−")
+    figures.band(ax1, x, c.r_pm_mh.T, CURVE_COLORS["R±_MH"], "R±_MH (within classes)")
+    ax1.set_yscale("log")
     ax1.axhline(1.0, color="k", lw=0.8, ls=":")
     ax1.annotate("1 epoch", (c.steps_per_epoch, 1), xytext=(-3, -3), textcoords="offset points",
                  xycoords=("data", "axes fraction"), ha="right", va="top", fontsize=8)
     ax1.set_ylabel("R±")
     ax1.set_title(title)
-    _band(ax2, x, c.r_plus, COLORS["R+"], "R+ (D on M-correct)")
-    _band(ax2, x, c.r_minus, COLORS["R-"], "R− (D on M-incorrect)")
-    _band(ax2, x, c.acc_d, COLORS["D"], "accuracy of D")
-    ax2.axhline(c.acc_m, color=COLORS["M"], lw=1.2, ls="--", label="accuracy of M")
+    figures.band(ax2, x, c.r_plus.T, CURVE_COLORS["R+"], "R+ (D on M-correct)")
+    figures.band(ax2, x, c.r_minus.T, CURVE_COLORS["R-"], "R− (D on M-incorrect)")
+    figures.band(ax2, x, c.acc_d.T, CURVE_COLORS["D"], "accuracy of D")
+    ax2.axhline(c.acc_m, color=CURVE_COLORS["M"], lw=1.2, ls="--", label="accuracy of M")
     ax2.set_ylabel("accuracy")
     ax2.set_ylim(0, 1.02)
     t = c.t.numpy()
     for i, j in ((0, 0), (0, 1), (1, 0), (1, 1)):
-        _band(ax3, x, t[:, :, i, j].astype(float), COLORS[f"T{i}{j}"], f"T{i}{j}")
+        figures.band(ax3, x, t[:, :, i, j].T, CURVE_COLORS[f"T{i}{j}"], f"T{i}{j}")
     ax3.set_ylabel("test examples")
     ax3.set_xlabel("training step of D (symlog)")
     for ax in axes:

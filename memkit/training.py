@@ -1,237 +1,34 @@
-"""Train many small models as one batched computation.
+"""The one way to train seeds: :func:`train_seeds` with an :class:`SGD` description.
 
-An :class:`Ensemble` holds S copies of one architecture with their parameters stacked along a
-leading axis of size S (``torch.func.stack_module_state``) and runs them with
-``torch.vmap(torch.func.functional_call)``: one forward and one backward pass per step for all S
-models, with the data kept as tensors on the device. Member ``i`` has its own initialisation and
-its own data order, both drawn from ``ensemble.seeds[i]``; :func:`train_single` trains one plain
-``nn.Module`` from such a seed with ``torch.optim.SGD`` and gives the same model (to float
-tolerance), and :func:`train_loop` is the per-seed Python loop kept as the benchmark baseline.
+S seeds of a model train as one batched :class:`~memkit.ensemble.Ensemble` when the model allows
+it (:func:`memkit.models.needs_loop` is False: no BatchNorm running statistics; dropout and noise
+layers of :mod:`memkit.models` are fine), else one seed after another with ``torch.optim.SGD``
+(:func:`train_single`). Seed ``i`` is ``member_seeds(seed, S)[i]`` either way: its initialisation,
+its data order, its augmentation and its noise layers' random numbers, so both paths give the same
+models (to float tolerance) and the same result type, :class:`Seeds`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, stack_module_state
 from tqdm.auto import tqdm
 
 from memkit.device import pick_device
+from memkit.ensemble import Ensemble, data_rows, fit, subset_rows
+from memkit.models import needs_loop, set_noise_step
+from memkit.sgd import SGD, Factory, Step, augment_batch, data_orders, init_model, member_seeds, steps_per_epoch
 
-Factory = Callable[[], nn.Module]
+__all__ = ["SGD", "Ensemble", "Factory", "Seeds", "Step", "correct", "data_orders", "eval_mode", "fit",
+           "init_model", "member_seeds", "steps_per_epoch", "train_seeds", "train_single"]
 
-
-def member_seeds(seed: int, n: int) -> list[int]:
-    """The seeds of the ``n`` members of an ensemble with base seed ``seed``: independent
-    streams spawned by ``numpy.random.SeedSequence(seed)``, as Python ints."""
-    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
-
-
-def init_model(factory: Factory, seed: int) -> nn.Module:
-    """``factory()`` initialised from ``torch.manual_seed(seed)``, on the CPU, leaving torch's
-    global generator as it was."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return factory()
-
-
-def data_orders(n: int, seeds: list[int]) -> Iterator[torch.Tensor]:
-    """Endless epochs of data orders: each item is an ``(S, n)`` int64 tensor whose row ``i`` is
-    a fresh permutation of ``0..n-1`` from member ``i``'s generator (seeded with ``seeds[i]``)."""
-    gens = [torch.Generator().manual_seed(s) for s in seeds]
-    while True:
-        yield torch.stack([torch.randperm(n, generator=g) for g in gens])
-
-
-def steps_per_epoch(n: int, batch_size: int) -> int:
-    """SGD updates in one epoch over ``n`` examples: ⌈n / batch_size⌉ (the last batch smaller)."""
-    return -(-n // batch_size)
-
-
-@dataclass
-class Step:
-    """What a training callback sees: ``step`` SGD updates done so far (0 before the first),
-    ``epoch`` completed epochs, ``end_of_epoch`` whether this step closed an epoch, and
-    ``batch`` the training indices of the update just made (``(S, B)`` in :func:`fit`, ``(B,)``
-    in :func:`train_single`; ``None`` before the first)."""
-
-    step: int
-    epoch: int
-    end_of_epoch: bool
-    batch: torch.Tensor | None = None
-
-
-class Ensemble:
-    """S models of one architecture with stacked weights, trained and evaluated as one.
-
-    Args:
-        factory: builds one model (e.g. ``lambda: memkit.models.mlp((1, 8, 8), [128], 10)``).
-        n_models: S, the number of members.
-        seed: base seed; member ``i`` uses ``member_seeds(seed, S)[i]`` for its initialisation
-            and its data order.
-        device: ``None`` picks CUDA, then MPS, then CPU.
-
-    Attributes: ``params`` and ``buffers`` (name → ``(S, ...)`` stacked tensors), ``seeds``,
-    ``active`` (``(S,)`` bool: members that SGD updates), ``base`` (a weightless "meta" copy of
-    the architecture, for ``torch.func.functional_call`` with other weights).
-    """
-
-    def __init__(self, factory: Factory, n_models: int, seed: int = 0,
-                 device: str | torch.device | None = None) -> None:
-        if n_models < 1:
-            raise ValueError(f"n_models={n_models}: an ensemble needs at least one model")
-        self.factory, self.device = factory, pick_device(device)
-        self.seeds = member_seeds(seed, n_models)
-        models = [init_model(factory, s) for s in self.seeds]
-        params, buffers = stack_module_state(models)
-        self.params = {k: v.detach().to(self.device).requires_grad_() for k, v in params.items()}
-        self.buffers = {k: v.to(self.device) for k, v in buffers.items()}
-        self.base = copy.deepcopy(models[0]).to("meta")
-        self.active = torch.ones(n_models, dtype=torch.bool, device=self.device)
-        self._momentum: dict[str, torch.Tensor] = {}
-
-    def __len__(self) -> int:
-        return len(self.seeds)
-
-    def _call(self, params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
-        return functional_call(self.base, (params, buffers), (x,))
-
-    def forward(self, xs: torch.Tensor) -> torch.Tensor:
-        """Logits ``(S, B, K)`` for per-member inputs ``xs`` of shape ``(S, B, *input_shape)``,
-        differentiable with respect to the parameters and to ``xs``."""
-        return torch.vmap(self._call)(self.params, self.buffers, xs)
-
-    @torch.no_grad()
-    def logits(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-        """Logits ``(S, N, K)`` of every member on the same inputs ``x`` ``(N, *input_shape)``."""
-        call = torch.vmap(self._call, in_dims=(0, 0, None))
-        x = x.to(self.device)
-        return torch.cat([call(self.params, self.buffers, xb) for xb in x.split(batch_size)], dim=1)
-
-    def predict(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-        """Predicted classes ``(S, N)`` int64."""
-        return self.logits(x, batch_size).argmax(-1)
-
-    @torch.no_grad()
-    def correct(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
-                data_index: torch.Tensor | None = None) -> torch.Tensor:
-        """``(S, N)`` bool: whether member ``s`` classifies example ``n`` correctly.
-
-        With ``data_index`` (as in :func:`fit`) member ``s`` is scored on data set
-        ``data_index[s]`` of ``x`` ``(D, N, *input_shape)``, ``y`` ``(D, N)``.
-        """
-        x, y = x.to(self.device), y.to(self.device)
-        if data_index is None:
-            return self.predict(x, batch_size) == y
-        rows = _data_rows(data_index, len(self), len(x)).to(self.device)[:, 0]  # (S,): one data set each
-        return torch.cat([self.forward(x[rows, i:i + batch_size]).argmax(-1) == y[rows, i:i + batch_size]
-                          for i in range(0, x.shape[1], batch_size)], dim=1)
-
-    def accuracy(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
-                 data_index: torch.Tensor | None = None) -> torch.Tensor:
-        """``(S,)`` float accuracy of each member on ``(x, y)``, in [0, 1] (``data_index``: see
-        :meth:`correct`)."""
-        return self.correct(x, y, batch_size, data_index).float().mean(1)
-
-    def member(self, i: int) -> nn.Module:
-        """Member ``i`` as a standalone ``nn.Module`` (a copy, on the ensemble's device)."""
-        model = init_model(self.factory, self.seeds[i]).to(self.device)  # leaves torch's generator alone
-        state = {k: v[i].detach() for k, v in (self.params | self.buffers).items()}
-        model.load_state_dict(state)
-        return model
-
-    def sgd_step(self, xs: torch.Tensor, ys: torch.Tensor, lr: float, momentum: float = 0.0,
-                 weight_decay: float = 0.0) -> torch.Tensor:
-        """One SGD update of every active member on its own mini-batch.
-
-        ``xs``: ``(S, B, *input_shape)``, ``ys``: ``(S, B)``. The update is torch.optim.SGD's
-        (dampening 0, no Nesterov): g ← ∇ℓ + λθ, v ← μv + g, θ ← θ − ηv, with ℓ the mean
-        cross-entropy of the member's batch. Inactive members (``self.active`` False) keep
-        their weights. Returns the ``(S,)`` batch losses before the update.
-        """
-        logits = self.forward(xs)
-        losses = F.cross_entropy(logits.flatten(0, 1), ys.flatten(), reduction="none").view(ys.shape).mean(1)
-        grads = torch.autograd.grad(losses.sum(), list(self.params.values()))
-        frozen = not bool(self.active.all())
-        with torch.no_grad():
-            for (name, p), g in zip(self.params.items(), grads):
-                if weight_decay:
-                    g = g.add(p, alpha=weight_decay)
-                if momentum:
-                    buf = self._momentum.get(name)
-                    g = self._momentum[name] = g.clone() if buf is None else buf.mul_(momentum).add_(g)
-                if frozen:
-                    g = g * self.active.view(-1, *[1] * (p.ndim - 1))
-                p.add_(g, alpha=-lr)
-        return losses.detach()
-
-
-def _data_rows(data_index: torch.Tensor, n_models: int, n_sets: int) -> torch.Tensor:
-    """``data_index`` checked and shaped ``(S, 1)`` for indexing ``(D, N, ...)`` data."""
-    data_index = torch.as_tensor(data_index, dtype=torch.int64)
-    if data_index.shape != (n_models,):
-        raise ValueError(f"data_index has shape {tuple(data_index.shape)}; it needs one data-set index per "
-                         f"member, shape ({n_models},)")
-    if len(data_index) and not 0 <= int(data_index.min()) <= int(data_index.max()) < n_sets:
-        raise ValueError(f"data_index must lie in 0..{n_sets - 1}: x holds {n_sets} data sets along its first axis")
-    return data_index[:, None]
-
-
-def fit(ens: Ensemble, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int,
-        lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
-        callback: Callable[[Ensemble, Step], bool | None] | None = None,
-        progress: bool = False, desc: str | None = None,
-        data_index: torch.Tensor | None = None) -> Step:
-    """Train every member of ``ens`` with SGD on ``(x, y)`` for up to ``epochs`` epochs.
-
-    Each member visits the ``N`` training examples in its own order every epoch, in mini-batches
-    of ``batch_size`` (the last one smaller when ``batch_size`` does not divide ``N``).
-    ``x``: ``(N, *input_shape)``; ``y``: ``(N,)`` int64; both are moved to the ensemble's device
-    once. ``callback(ens, step)`` runs before the first update (``step.step == 0``) and after
-    every update; returning ``True`` stops training. Returns the last :class:`Step`.
-
-    ``data_index`` (``(S,)`` int64) lets the members train on different data sets of the same
-    size, e.g. one per noise level: ``x`` is then ``(D, N, *input_shape)``, ``y`` is ``(D, N)``,
-    and member ``i`` trains on data set ``data_index[i]``.
-    """
-    x, y = x.to(ens.device), y.to(ens.device)
-    rows = None if data_index is None else _data_rows(data_index, len(ens), len(x)).to(ens.device)
-    n = len(x) if rows is None else x.shape[1]
-    per_epoch = steps_per_epoch(n, batch_size)
-    state = Step(0, 0, False)
-    if callback and callback(ens, state):
-        return state
-    orders = data_orders(n, ens.seeds)
-    bar = tqdm(total=epochs * per_epoch, desc=desc, disable=not progress, leave=False)
-    try:
-        for epoch in range(epochs):
-            order = next(orders).to(ens.device)
-            for b, idx in enumerate(order.split(batch_size, dim=1)):
-                xb, yb = (x[idx], y[idx]) if rows is None else (x[rows, idx], y[rows, idx])
-                ens.sgd_step(xb, yb, lr, momentum, weight_decay)
-                bar.update()
-                last = b == per_epoch - 1
-                state = Step(state.step + 1, epoch + last, last, idx)
-                if callback and callback(ens, state):
-                    return state
-    finally:
-        bar.close()
-    return state
-
-
-def has_buffers(factory: Factory) -> bool:
-    """Whether ``factory()`` holds buffers (batch-norm running statistics), which ``torch.vmap``
-    cannot update in training mode: such models train one seed at a time with
-    :func:`train_single` instead of as an :class:`Ensemble`."""
-    with torch.device("meta"):  # the architecture only: no memory, no initialisation
-        return any(True for _ in factory().buffers())
+Callback = Callable[["Seeds", Step], "bool | None"]
+Hook = Callable[["Seeds", Step, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 @contextlib.contextmanager
@@ -258,40 +55,50 @@ def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int 
         return torch.cat([model(xb).argmax(-1) for xb in x.split(batch_size)]) == y
 
 
-def train_single(factory: Factory, x: torch.Tensor, y: torch.Tensor, *, seed: int, epochs: int,
-                 batch_size: int, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
+def train_single(factory: Factory, x: torch.Tensor, y: torch.Tensor, sgd: SGD, *, seed: int,
                  device: str | torch.device | None = None,
-                 lr_factor: Callable[[int], float] | None = None,
-                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 autocast: bool = False,
-                 callback: Callable[[nn.Module, Step], bool | None] | None = None) -> nn.Module:
+                 callback: Callable[[nn.Module, Step], bool | None] | None = None,
+                 hook: Callable[[nn.Module, Step, torch.Tensor, torch.Tensor],
+                                tuple[torch.Tensor, torch.Tensor]] | None = None) -> nn.Module:
     """Train one plain ``nn.Module`` with ``torch.optim.SGD``: initialised from ``seed`` and fed
     in the data order of ``seed``, exactly as the ensemble member with that seed.
 
-    This is also the path for what an :class:`Ensemble` cannot do: batch norm
-    (:func:`has_buffers`), a learning-rate schedule (``lr_factor(t)`` multiplies ``lr`` for
-    update ``t`` = 0, 1, ...), data augmentation (``transform`` of each mini-batch of inputs) and
-    bfloat16 autocast on CUDA (``autocast``). ``callback(model, step)`` runs as in :func:`fit`:
-    before the first update and after every one; returning ``True`` stops training.
+    ``sgd`` with plain-float ``lr`` and ``weight_decay`` (:meth:`SGD.member` picks a member's).
+    ``x``: ``(N, *input_shape)``, ``y``: ``(N,)``. The schedule multiplies the learning rate of
+    update t by ``sgd.lr_factor(t, ...)``; ``sgd.augment`` crops and flips each batch with a
+    generator seeded with ``seed``; noise layers draw the numbers of update t. ``hook(model, step,
+    xb, yb) -> (xb, yb)`` sees each batch ``(B, ...)`` before its update; ``callback(model, step)``
+    runs before the first update and after every one; returning ``True`` stops training.
     """
+    if isinstance(sgd.lr, tuple) or isinstance(sgd.weight_decay, tuple):
+        raise ValueError(f"train_single trains one model: lr={sgd.lr}, weight_decay={sgd.weight_decay} give one "
+                         "per member; pass sgd.member(i)")
+    lr = sgd.lr
     device = pick_device(device)
     model = init_model(factory, seed).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=sgd.momentum, weight_decay=sgd.weight_decay)
     x, y = x.to(device), y.to(device)
-    per_epoch = steps_per_epoch(len(x), batch_size)
+    per_epoch = steps_per_epoch(len(x), sgd.batch_size)
+    total = sgd.epochs * per_epoch
+    gen = torch.Generator(device=device).manual_seed(seed) if sgd.augment else None
     state = Step(0, 0, False)
     if callback and callback(model, state):
         return model
     orders = data_orders(len(x), [seed])
-    for epoch in range(epochs):
-        for b, idx in enumerate(next(orders)[0].to(device).split(batch_size)):
-            if lr_factor is not None:
+    for epoch in range(sgd.epochs):
+        for b, idx in enumerate(next(orders)[0].to(device).split(sgd.batch_size)):
+            if sgd.schedule != "constant":
                 for group in opt.param_groups:
-                    group["lr"] = lr * lr_factor(state.step)
+                    group["lr"] = lr * sgd.lr_factor(state.step, total, per_epoch)
+            xb, yb = x[idx], y[idx]
+            if gen is not None:
+                xb = augment_batch(xb, gen)
+            if hook:
+                xb, yb = hook(model, Step(state.step, state.epoch, False, idx), xb, yb)
             model.train()
-            xb = x[idx] if transform is None else transform(x[idx])
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast and device.type == "cuda"):
-                loss = F.cross_entropy(model(xb), y[idx])
+            set_noise_step(model, state.step)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=sgd.autocast and device.type == "cuda"):
+                loss = F.cross_entropy(model(xb), yb)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -302,18 +109,194 @@ def train_single(factory: Factory, x: torch.Tensor, y: torch.Tensor, *, seed: in
     return model
 
 
-def train_loop(factory: Factory, x: torch.Tensor, y: torch.Tensor, x_eval: torch.Tensor, *,
-               n_models: int, seed: int = 0, device: str | torch.device | None = None,
-               **sgd) -> torch.Tensor:
-    """The per-seed Python loop: train ``n_models`` models one after another with
-    :func:`train_single` and return their predictions ``(S, N_eval)`` on ``x_eval``.
+class Seeds:
+    """S trained models (or a view of some of them), batched or not; the same interface either way.
 
-    The same work and the same result as an :class:`Ensemble` with ``fit`` and ``predict``;
-    it exists as the baseline of ``benchmarks/ensemble_vs_loop.py``.
+    Attributes:
+        members: indices in 0..S−1 of the models in this view (all S in a result).
+        seeds: their seeds (:func:`member_seeds`).
+        batched: whether they were trained as one :class:`~memkit.ensemble.Ensemble`.
+        ensemble: that Ensemble (``None`` when trained one after another).
     """
-    preds = []
-    for s in member_seeds(seed, n_models):
-        model = train_single(factory, x, y, seed=s, device=device, **sgd)
-        with torch.no_grad():
-            preds.append(model.eval()(x_eval.to(next(model.parameters()).device)).argmax(-1))
-    return torch.stack(preds)
+
+    def __init__(self, members: Sequence[int], seeds: Sequence[int], *, ensemble: Ensemble | None = None,
+                 modules: Sequence[nn.Module] = ()) -> None:
+        self.members, self.seeds = list(members), list(seeds)
+        self.ensemble, self.modules = ensemble, list(modules)
+        self.batched = ensemble is not None
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __repr__(self) -> str:
+        return f"Seeds(members={self.members}, batched={self.batched})"
+
+    @property
+    def device(self) -> torch.device:
+        return self.ensemble.device if self.ensemble is not None else next(self.modules[0].parameters()).device
+
+    def forward(self, xs: torch.Tensor) -> torch.Tensor:
+        """Logits ``(S', B, K)`` of per-member inputs ``xs`` ``(S', B, *input_shape)``, in eval mode,
+        differentiable with respect to the weights and to ``xs`` (e.g. for LASS)."""
+        if self.ensemble is not None:
+            return self.ensemble.forward(xs)
+        outs = []
+        for m, xb in zip(self.modules, xs):
+            with eval_mode(m):
+                outs.append(m(xb))
+        return torch.stack(outs)
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        """Logits ``(S', N, K)`` of every model on the same inputs ``x`` ``(N, *input_shape)``, in eval mode."""
+        if self.ensemble is not None:
+            return self.ensemble.logits(x, batch_size)
+        x = x.to(self.device)
+        outs = []
+        for m in self.modules:
+            with eval_mode(m):
+                outs.append(torch.cat([m(xb) for xb in x.split(batch_size)]))
+        return torch.stack(outs)
+
+    def predict(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        """Predicted classes ``(S', N)`` int64."""
+        return self.logits(x, batch_size).argmax(-1)
+
+    @torch.no_grad()
+    def correct(self, x: torch.Tensor, y: torch.Tensor, data_index: torch.Tensor | None = None,
+                batch_size: int = 1024) -> torch.Tensor:
+        """``(S', N)`` bool: whether each model classifies each example as ``y`` says. With
+        ``data_index`` ``(S,)`` (as in :func:`train_seeds`) member ``s`` is scored on data set
+        ``data_index[s]`` of ``x`` ``(D, N, ...)``, ``y`` ``(D, N)``."""
+        if self.ensemble is not None:
+            return self.ensemble.correct(x, y, batch_size, data_index)
+        x, y = x.to(self.device), y.to(self.device)
+        if data_index is None:
+            return self.predict(x, batch_size) == y
+        rows = torch.as_tensor(data_index)[self.members].tolist()
+        return torch.stack([correct(m, x[d], y[d], batch_size) for m, d in zip(self.modules, rows)])
+
+    def accuracy(self, x: torch.Tensor, y: torch.Tensor, data_index: torch.Tensor | None = None,
+                 batch_size: int = 1024) -> torch.Tensor:
+        """``(S',)`` float accuracy of each model on ``(x, y)``, in [0, 1]."""
+        return self.correct(x, y, data_index, batch_size).float().mean(1)
+
+    def member(self, i: int) -> nn.Module:
+        """Member ``i`` (an index in :attr:`members`) as a plain ``nn.Module`` (a copy when batched)."""
+        if i not in self.members:
+            raise IndexError(f"member {i} is not in this view; its members are {self.members}")
+        return self.ensemble.member(i) if self.ensemble is not None else self.modules[self.members.index(i)]
+
+    def state_dicts(self) -> list[dict[str, torch.Tensor]]:
+        """One state dict per member (CPU tensors), loadable into the factory's model."""
+        return [{k: v.detach().cpu() for k, v in self.member(i).state_dict().items()} for i in self.members]
+
+
+def _factories(factory: Factory | Sequence[Factory], n_seeds: int | None) -> list[Factory]:
+    if isinstance(factory, Sequence):
+        if n_seeds not in (None, len(factory)):
+            raise ValueError(f"n_seeds={n_seeds} with {len(factory)} factories: pass n_seeds=None "
+                             "(one member per factory) or a single factory")
+        return list(factory)
+    if n_seeds is None or n_seeds < 1:
+        raise ValueError(f"n_seeds={n_seeds}: train at least one seed (or pass one factory per member)")
+    return [factory] * n_seeds
+
+
+def train_seeds(factory: Factory | Sequence[Factory], x: torch.Tensor, y: torch.Tensor, sgd: SGD, *,
+                n_seeds: int | None, seed: int = 0, device: str | torch.device | None = None,
+                callback: Callback | None = None, hook: Hook | None = None,
+                data_index: torch.Tensor | None = None, subsets: torch.Tensor | None = None,
+                progress: bool = False, desc: str | None = None, batched: bool | None = None) -> Seeds:
+    """Train S seeds of a model with ``sgd`` on ``(x, y)``; member ``i`` has seed ``member_seeds(seed, S)[i]``.
+
+    Args:
+        factory: builds one model, or a sequence of S factories of the same parameter shapes
+            (e.g. ``[lambda: models.mlp(shape, [64], 10, dropout=p) for p in rates]``).
+        x: ``(N, *input_shape)`` inputs, ``y``: ``(N,)`` int64 labels; with ``data_index``
+            ``(S,)`` int64, ``x`` is ``(D, N, ...)`` and ``y`` ``(D, N)``: member ``i`` trains on
+            data set ``data_index[i]``.
+        subsets: ``(S, M)`` int64: member ``i`` trains on the examples ``subsets[i]`` only (e.g.
+            random halves for held-out estimates); ``step.batch`` holds indices into ``x``.
+        sgd: the optimiser (per-member ``lr``/``weight_decay`` tuples of length S allowed).
+        n_seeds: S (``None`` with a sequence of factories).
+        callback: ``callback(models, step)`` before the first update and after every update;
+            ``models`` is a :class:`Seeds` view of the members being trained now (all S when
+            batched, one when looping; ``models.members`` their indices) and ``step.batch`` their
+            ``(S', B)`` training indices. True stops that training.
+        hook: ``hook(models, step, xb, yb) -> (xb, yb)`` before each update, with the batch
+            ``(S', B, ...)`` and ``(S', B)``; returns the batch to train on (e.g. adversarial
+            examples from ``models.forward``, which runs the members in eval mode).
+        batched: ``None`` decides by :func:`memkit.models.needs_loop`; ``False`` forces the per-seed
+            loop (e.g. to compare both); ``True`` insists on the batched path.
+    """
+    factories = _factories(factory, n_seeds)
+    s = len(factories)
+    if sgd.n_members not in (None, s):
+        raise ValueError(f"SGD gives per-member lr/weight_decay for {sgd.n_members} members but {s} are trained: "
+                         "give one value per member, or a float for all")
+    loop = any(needs_loop(f) for f in {id(f): f for f in factories}.values())
+    if batched and loop:
+        raise ValueError("batched=True, but this model needs the per-seed loop (BatchNorm running statistics or "
+                         "torch's own dropout): pass batched=None")
+    if sgd.augment and x.ndim != 4 + (data_index is not None):
+        raise ValueError(f"augment=True needs images (N, C, H, W); these inputs are {tuple(x.shape)}: "
+                         "set augment=False")
+    if batched is False or loop:
+        return _loop(factories, x, y, sgd, seed=seed, device=device, callback=callback, hook=hook,
+                     data_index=data_index, subsets=subsets, progress=progress, desc=desc)
+    ens = Ensemble(factories, seed=seed, device=device)
+    view = Seeds(range(s), ens.seeds, ensemble=ens)
+    fit(ens, x, y, sgd, data_index=data_index, subsets=subsets, progress=progress, desc=desc,
+        callback=(lambda _, st: callback(view, st)) if callback else None,
+        hook=(lambda _, st, xb, yb: hook(view, st, xb, yb)) if hook else None)
+    return view
+
+
+def _one_model_hook(hook: Hook, view: Callable[[nn.Module], Seeds], subset: torch.Tensor | None
+                    ) -> Callable[[nn.Module, Step, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """``hook`` (which sees a Seeds view and ``(S', B, ...)`` batches) as train_single's hook of one model."""
+    def on_batch(m: nn.Module, st: Step, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ys = hook(view(m), _rows(st, subset), xb[None], yb[None])
+        return xs[0], ys[0]
+    return on_batch
+
+
+def _rows(step: Step, subset: torch.Tensor | None = None) -> Step:
+    """A one-model step with its batch as a ``(1, B)`` row, as a batched step's ``(S, B)``; with the
+    model's ``subset`` of the training set, as indices into the whole training set."""
+    if step.batch is None:
+        return step
+    return replace(step, batch=(step.batch if subset is None else subset.to(step.batch.device)[step.batch])[None])
+
+
+def _loop(factories: list[Factory], x: torch.Tensor, y: torch.Tensor, sgd: SGD, *, seed: int,
+          device: str | torch.device | None, callback: Callback | None, hook: Hook | None,
+          data_index: torch.Tensor | None, subsets: torch.Tensor | None, progress: bool,
+          desc: str | None) -> Seeds:
+    """One seed after another with :func:`train_single` (each a one-member :class:`Seeds` view)."""
+    seeds = member_seeds(seed, len(factories))
+    rows = None if data_index is None else data_rows(data_index, len(factories), len(x))[:, 0].tolist()
+    n = len(x) if rows is None else x.shape[1]
+    if subsets is not None:
+        subsets = subset_rows(subsets, len(factories), n)
+        n = subsets.shape[1]
+    modules = []
+    with tqdm(total=len(seeds) * sgd.epochs * steps_per_epoch(n, sgd.batch_size), desc=desc,
+              disable=not progress, leave=False) as bar:
+        for i, (f, s) in enumerate(zip(factories, seeds)):
+            def view(m: nn.Module, i: int = i, s: int = s) -> Seeds:
+                return Seeds([i], [s], modules=[m])
+
+            subset = None if subsets is None else subsets[i]
+
+            def on_step(m: nn.Module, st: Step, subset: torch.Tensor | None = subset) -> bool | None:
+                bar.update(st.step > 0)
+                return callback(view(m), _rows(st, subset)) if callback else None
+
+            xi, yi = (x, y) if rows is None else (x[rows[i]], y[rows[i]])
+            if subset is not None:
+                xi, yi = xi[subset.to(xi.device)], yi[subset.to(yi.device)]
+            modules.append(train_single(f, xi, yi, sgd.member(i), seed=s, device=device, callback=on_step,
+                                        hook=None if hook is None else _one_model_hook(hook, view, subset)))
+    return Seeds(range(len(seeds)), seeds, modules=modules)

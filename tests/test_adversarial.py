@@ -111,6 +111,18 @@ def test_check_on_linear_widens_a_tiny_radius():
     assert wide.factor == 1.0
 
 
+@pytest.mark.parametrize("r", [0.3, 8.0, 32.0])
+def test_no_point_beyond_the_exact_distance_is_called_critical(r):
+    """Notebook 04's linear check on digits, at the paper's radius and larger: a point is called
+    critical only with an adversarial point within r, so its exact distance is at most r (by
+    construction: this was a claim of the notebook, and is a test)."""
+    ds = data.load("digits", n_train=300, n_test=100)
+    sgd = training.SGD(batch_size=32, lr=0.01, momentum=0.9, epochs=5)
+    checks = A.check_linear_models(ds, A.lass_settings(ds.x_test, r=r), sgd, n_seeds=3, seed=1)
+    assert len(checks) == 3 and all(c.unsound == 0 for c in checks)
+    assert all(c.critical[c.distance <= 1].mean() >= 0.85 for c in checks)
+
+
 def test_verified_on_an_mlp_with_an_input_range():
     torch.manual_seed(0)
     model = models.mlp((1, 8, 8), [64], 10)
@@ -150,7 +162,7 @@ def test_deterministic_with_a_seeded_generator():
 def test_ensemble_layout_matches_its_members():
     ds = data.load("digits", n_train=200, n_test=60)
     ens = training.Ensemble(lambda: models.mlp(ds.input_shape, [32], 10), 3, seed=0)
-    training.fit(ens, ds.x_train, ds.y_train, epochs=2, batch_size=32, lr=0.05)
+    training.fit(ens, ds.x_train, ds.y_train, training.SGD(lr=0.05, batch_size=32, epochs=2))
     s = A.lass_settings(ds.x_test, r=12, beta=0.0)
     xs = ds.x_test.expand(3, *ds.x_test.shape)
     res = A.lass(ens.forward, xs, **s)
@@ -208,45 +220,3 @@ def test_bad_settings_are_rejected():
         A.lass_settings(x, scale=0)
     with pytest.raises(ValueError, match="logits"):
         A.lass(lambda z: z.sum(), x, r=0.1, alpha=0.1, beta=0.1, n_iter=1)
-
-
-def test_paper_cnn():
-    model = A.paper_cnn((3, 32, 32), 10)
-    assert model(torch.randn(4, 3, 32, 32)).shape == (4, 10)
-    assert training.has_buffers(lambda: model) and not training.has_buffers(lambda: models.mlp((3, 32, 32), [8], 10))
-    with pytest.raises(ValueError, match="32"):
-        A.paper_cnn((1, 28, 28), 10)
-    with pytest.raises(ValueError, match="images"):
-        A.paper_cnn((1, 40), 10)
-
-
-def test_csr_points():
-    ds = data.load("digits", n_test=50)
-    assert torch.equal(A.csr_points(ds, 20), ds.x_test[:20])
-    noise = A.csr_points(data.load("digits", n_test=50, corruption="randX", p=1.0), 20)
-    assert noise.shape == (20, 1, 8, 8) and not torch.equal(noise, ds.x_test[:20])
-
-
-def test_csr_through_training_batched_and_sequential_agree():
-    ds = data.load("digits", n_train=100, n_test=30, corruption="randY", p=0.5)
-    kw = dict(epochs=[2, 0, 1], n_models=2, batch_size=32, lr=0.05, momentum=0.9,
-              search=A.lass_settings(ds.x_test, r=12, beta=0.0), seed=3)
-    factory = lambda: models.mlp(ds.input_shape, [32], 10)  # noqa: E731
-    batched = A.csr_through_training(factory, ds, ds.x_test, **kw)
-    # halving the learning rate every 1000 epochs never happens but takes the sequential path
-    plain = A.csr_through_training(factory, ds, ds.x_test, lr_halving=1000, **kw)
-    assert batched.batched and not plain.batched
-    assert list(batched.epochs) == [0, 1, 2] and batched.csr.shape == (2, 3)
-    for q in ("train_acc", "val_acc", "noisy_acc", "csr"):
-        assert np.allclose(getattr(batched, q), getattr(plain, q), atol=0.03), q
-    assert np.isfinite(batched.noisy_acc).all() and batched.val_peak in (0, 1, 2)
-
-
-def test_csr_through_training_rejects_bad_epochs():
-    ds = data.load("digits", n_train=50, n_test=10)
-    kw = dict(n_models=1, batch_size=10, lr=0.1, search=A.lass_settings(ds.x_test))
-    with pytest.raises(ValueError, match="epochs"):
-        A.csr_through_training(lambda: models.mlp(ds.input_shape, [8], 10), ds, ds.x_test, epochs=[], **kw)
-    with pytest.raises(ValueError, match="lr_halving"):
-        A.csr_through_training(lambda: models.mlp(ds.input_shape, [8], 10), ds, ds.x_test, epochs=[1],
-                               lr_halving=0, **kw)

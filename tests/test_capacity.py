@@ -1,8 +1,10 @@
-"""Known-answer tests of memkit.capacity (notebook 03): the width for a fraction of the best
-accuracy, censored times to convergence and the batched sweeps."""
+"""Known-answer tests of memkit.capacity (notebook 03, Fig. 5): the width for a fraction of the best
+accuracy and its rank correlation with the noise level, the validation/test split, the
+clean-count control, the batched sweeps, and the counterfactual runs on which each claim fails."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -10,7 +12,7 @@ import pytest
 import torch
 
 from memkit import capacity as cap
-from memkit import models, training
+from memkit import data, models, training
 
 
 def blobs(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -25,8 +27,8 @@ def toy_stack(n: int = 24) -> cap.Stack:
     g = torch.Generator().manual_seed(2)
     (x0, y0), (xv, yv) = blobs(n), blobs(20, seed=1)
     x1, y1 = torch.randn(n, 1, 6, generator=g), torch.randint(2, (n,), generator=g)
-    return cap.Stack("toy", (cap.Noise(), cap.Noise("randX", 1.0)), torch.stack([x0, x1]), torch.stack([y0, y1]),
-                     torch.stack([xv, xv]), torch.stack([yv, yv]), 2)
+    return cap.stack([data.Dataset("toy", x0, y0, xv, yv, 2, torch.arange(0), y0),
+                      data.Dataset("toy", x1, y1, xv, yv, 2, torch.arange(n), y0, "randX", 1.0)])
 
 
 # ------------------------------------------------------------------------ width for a fraction
@@ -51,61 +53,24 @@ def test_width_for_fraction_rejects_bad_input(widths, fraction):
     with pytest.raises(ValueError):
         cap.width_for_fraction_of_best(widths, np.array([0.1, 0.5, 0.9]), fraction)
 
-
-# ---------------------------------------------------------------------------- censored times
-
-def times(epochs, converged, budget=50) -> cap.TimeToFit:
-    return cap.TimeToFit(np.array(epochs), np.array(converged, dtype=bool), budget)
-
-
-def test_median_of_censored_runs_is_an_interval():
-    lo, hi = times([[3, 5, 7], [3, 9, 50], [4, 50, 50]], [[1, 1, 1], [1, 1, 0], [1, 0, 0]]).median()
-    np.testing.assert_array_equal(lo, [5, 9, 50])  # one censored run of three: the median is still known
-    np.testing.assert_array_equal(hi, [5, 9, np.inf])  # two of three: only a lower bound
-    np.testing.assert_array_equal(times([[4, 50]], [[1, 0]]).median()[1], [np.inf])  # even S: mean of the middle two
-
-
-def test_relative_slowdown_known_answer_and_conservative_under_censoring():
-    # settings (small N, large N) x kinds (real, noise) x 3 seeds
-    exact = times([[[10] * 3, [10] * 3], [[20] * 3, [80] * 3]], np.ones((2, 2, 3)))
-    assert cap.relative_slowdown(exact, num=1, den=0, kind=1) == pytest.approx(4.0)  # (80/10) / (20/10)
-    censored = times([[[10] * 3, [10] * 3], [[20] * 3, [50] * 3]], [[[1] * 3] * 2, [[1] * 3, [0] * 3]])
-    assert cap.relative_slowdown(censored, 1, 0, 1) == pytest.approx(2.5)  # T ≥ 50: growth ≥ 5, vs 2
-    real_censored = times([[[10] * 3, [10] * 3], [[50] * 3, [80] * 3]], [[[1] * 3] * 2, [[0] * 3, [1] * 3]])
-    assert not cap.relative_slowdown(real_censored, 1, 0, 1) > 0  # real's growth unbounded: no claim possible
-
-
-def test_normalised_time_divides_by_the_reference_setting():
-    lo, hi = cap.normalised_time(times([[[10, 10, 10]], [[30, 30, 30]]], np.ones((2, 1, 3))), ref=0)
-    np.testing.assert_allclose(lo[:, 0], [1.0, 3.0])
-    np.testing.assert_allclose(hi[:, 0], [1.0, 3.0])
-
-
-def test_stack_needs_one_budget():
-    with pytest.raises(ValueError, match="budget"):
-        cap.TimeToFit.stack([times([[1]], [[1]], 10), times([[1]], [[1]], 20)])
-
-
-# ------------------------------------------------------------------------------ noise kinds
-
-def test_noise_kinds_and_labels():
-    kinds = cap.noise_kinds({"randX": [0, 0.2], "randY": [1.0]})
-    assert [k.label for k in kinds] == ["real", "randX 20%", "randY 100%"]
-    assert [k.family for k in kinds] == ["real", "randX", "randY"]
-    assert [k.key for k in kinds] == ["real", "randX20", "randY100"]
-
-
-@pytest.mark.parametrize("corruption, p", [(None, 0.5), ("randX", 0.0), ("randX", 1.5), ("blur", 0.5)])
-def test_noise_rejects_bad_levels(corruption, p):
+def test_width_rank_correlation_per_seed():
+    needed = np.array([[4, 4, 9], [8, 6, 8], [16, 5, 8]])  # (3 levels, 3 seeds)
+    rho = cap.width_rank_correlation([0.0, 0.4, 0.8], needed)
+    np.testing.assert_allclose(rho[:2], [1.0, 0.5])
+    assert np.isnan(cap.width_rank_correlation([0.0, 0.4, 0.8], np.full((3, 2), 8.0))).all()  # no order
     with pytest.raises(ValueError):
-        cap.Noise(corruption, p)
+        cap.width_rank_correlation([0.0, 0.8], needed[:2])
 
+
+# ----------------------------------------------------------------------------------- stacks
 
 def test_load_stack_keeps_versions_apart():
-    kinds = cap.noise_kinds({"randX": [0.5], "randY": [0.5]})
-    st = cap.load_stack("digits", kinds, n_train=100, n_val=30, seed=0)
-    assert st.x_train.shape == (3, 100, 1, 8, 8) and st.y_val.shape == (3, 30) and st.n_train == 100
-    torch.testing.assert_close(st.y_val[1], st.y_val[0])  # the held-out split stays clean
+    kinds = data.kinds({"randX": [0.5], "randY": [0.5]})
+    st = cap.load_stack(functools.partial(data.load, seed=0), "digits", kinds, n_train=100, n_test=30)
+    assert st.x_train.shape == (3, 100, 1, 8, 8) and st.n_train == 100
+    assert st.y_val.shape == (3, 15) and st.y_test.shape == (3, 15)  # the held-out split, cut in two halves
+    held = data.load("digits", n_test=30).y_test
+    torch.testing.assert_close(torch.cat([st.y_val[1], st.y_test[1]]), held)  # the held-out split stays clean
     torch.testing.assert_close(st.y_train[1], st.y_train[0])  # randX keeps the labels
     assert (st.x_train[1] != st.x_train[0]).flatten(1).any(1).sum() >= 50  # half of the inputs replaced
     assert (st.y_train[2] != st.y_train[0]).sum() > 0
@@ -113,105 +78,141 @@ def test_load_stack_keeps_versions_apart():
 
 # --------------------------------------------------------------------------------- training
 
-def test_fit_with_data_index_trains_each_member_on_its_own_data():
+def test_train_gives_each_member_its_own_data():
     st = toy_stack()
-    ens, index = cap.ensemble(st, 8, depth=1, n_seeds=2, seed=3)
-    training.fit(ens, st.x_train, st.y_train, epochs=2, batch_size=8, lr=0.1, data_index=index)
+    sgd = training.SGD(lr=0.1, batch_size=8, epochs=2)
+    seeds = cap.train(st, 8, sgd, depth=1, n_seeds=2, seed=3)
+    assert seeds.batched and cap.data_index(st, 2).tolist() == [0, 0, 1, 1]
     for i in (0, 3):  # seed 0 on version 0, seed 1 on version 1
-        d = int(index[i])
+        d = int(cap.data_index(st, 2)[i])
         ref = training.train_single(lambda: models.mlp(st.input_shape, [8], 2), st.x_train[d], st.y_train[d],
-                                    seed=ens.seeds[i], epochs=2, batch_size=8, lr=0.1)
-        torch.testing.assert_close(ens.member(i)(st.x_val[0]), ref(st.x_val[0]))
+                                    sgd, seed=seeds.seeds[i])
+        torch.testing.assert_close(seeds.member(i)(st.x_val[0]), ref(st.x_val[0]))
 
 
-def test_fit_rejects_a_bad_data_index():
+def test_train_rejects_an_empty_net():
+    with pytest.raises(ValueError, match="width"):
+        cap.train(toy_stack(), 0, training.SGD(lr=0.1, batch_size=8), depth=1, n_seeds=1)
+
+
+def test_clean_subset_keeps_the_examples_noise_leaves_clean():
+    real = data.load("digits", n_train=100, n_test=10)
+    for corruption in ("randX", "randY"):
+        noisy = data.load("digits", n_train=100, n_test=10, corruption=corruption, p=0.8)
+        ctrl = cap.clean_subset(real, noisy)
+        assert ctrl.n_train == 20 and ctrl.kind == data.REAL
+        clean = np.setdiff1d(np.arange(100), noisy.corrupted.numpy())
+        torch.testing.assert_close(ctrl.x_train, real.x_train[clean])
+        torch.testing.assert_close(ctrl.y_train, real.y_train[clean])
+    randx = data.load("digits", n_train=100, n_test=10, corruption="randX", p=0.8)
+    torch.testing.assert_close(randx.corrupted, noisy.corrupted)  # one set of clean examples per level
+    with pytest.raises(ValueError, match="real"):
+        cap.clean_subset(noisy, noisy)
+
+
+def test_capacity_sweep_chooses_the_epoch_on_validation_and_reports_test():
     st = toy_stack()
-    ens, _ = cap.ensemble(st, 4, depth=1, n_seeds=1)
-    with pytest.raises(ValueError, match="data_index"):
-        training.fit(ens, st.x_train, st.y_train, epochs=1, batch_size=8, lr=0.1, data_index=torch.tensor([0, 5]))
-
-
-def test_epochs_to_fit_is_the_first_epoch_at_100_percent():
-    st = toy_stack()
-    sgd = cap.SGD(lr=0.2, batch_size=8)
-    t = cap.epochs_to_fit(st, 16, sgd, depth=1, n_seeds=2, budget=200, seed=0)
-    assert t.epochs.shape == (2, 2) and t.converged.all()
-    assert (t.epochs[0] < t.epochs[1]).all()  # separable blobs fit before noise
-    ens, index = cap.ensemble(st, 16, depth=1, n_seeds=2, seed=0)
-    member, d = 2, 1  # seed 0 on the noise: retrain it alone, one epoch short and exactly T
-    for epochs, fits in ((int(t.epochs[d, 0]) - 1, False), (int(t.epochs[d, 0]), True)):
-        model = training.train_single(lambda: models.mlp(st.input_shape, [16], 2), st.x_train[d], st.y_train[d],
-                                      seed=ens.seeds[member], epochs=epochs, **{"batch_size": 8, "lr": 0.2})
-        with torch.no_grad():
-            assert bool((model(st.x_train[d]).argmax(-1) == st.y_train[d]).all()) is fits
-
-
-def test_epochs_to_fit_censors_runs_that_do_not_fit():
-    st = toy_stack()
-    t = cap.epochs_to_fit(st, 1, cap.SGD(lr=0.01, batch_size=8), depth=1, n_seeds=2, budget=2)
-    assert not t.converged[1].any()  # one hidden unit cannot fit 24 noise points in 2 epochs
-    np.testing.assert_array_equal(t.epochs[1], [2, 2])
-    assert t.n_censored[1] == 2
-
-
-def test_capacity_sweep_shapes_and_determinism():
-    st = toy_stack()
-    sgd = cap.SGD(lr=0.1, batch_size=8)
+    sgd = training.SGD(lr=0.1, batch_size=8)
     a = cap.capacity_sweep(st, [2, 8], sgd, depth=2, n_seeds=2, epochs=3, seed=1, log=None)
     b = cap.capacity_sweep(st, [2, 8], sgd, depth=2, n_seeds=2, epochs=3, seed=1, log=None)
-    assert a.shape == (2, 3, 2, 2)  # (widths, epochs, kinds, seeds)
+    assert a.shape == (2, 2, 3, 2, 2)  # (widths, val/test, epochs, kinds, seeds)
     torch.testing.assert_close(a, b)
-    best, final = cap.validation_accuracy(a), cap.validation_accuracy(a, "final")
-    assert best.shape == (2, 2, 2) and (best >= final).all()
-    torch.testing.assert_close(best[1], a[1].max(0).values)
-    torch.testing.assert_close(final[1], a[1, -1])
+    curves = torch.zeros(1, 2, 3, 1, 1)
+    curves[0, 0, :, 0, 0] = torch.tensor([0.5, 0.9, 0.7])  # validation: best at epoch 2
+    curves[0, 1, :, 0, 0] = torch.tensor([0.6, 0.8, 0.95])  # test: best at epoch 3, never chosen by it
+    assert cap.reported_accuracy(curves).item() == pytest.approx(0.8)
+    assert cap.reported_accuracy(curves, "final").item() == pytest.approx(0.95)
     with pytest.raises(ValueError):
-        cap.validation_accuracy(a, "median")
+        cap.reported_accuracy(a, "median")
 
 
-def test_convergence_sweep_trains_the_shared_setting_once(monkeypatch):
-    calls = []
-
-    def fake(stack, width, sgd, *, depth, n_seeds, budget, seed, device):
-        calls.append((stack.n_train, width))
-        return cap.TimeToFit(np.full((len(stack.kinds), n_seeds), stack.n_train + width), np.ones((1, n_seeds), bool)
-                             .repeat(len(stack.kinds), 0), budget)
-
-    monkeypatch.setattr(cap, "epochs_to_fit", fake)
-    by_n, by_w = cap.convergence_sweep("digits", [cap.Noise()], cap.SGD(0.1, 8), sizes=[50, 100], widths=[4, 16],
-                                       n_fixed=100, width_fixed=16, depth=1, n_seeds=2, budget=5, log=None)
-    assert sorted(calls) == [(50, 16), (100, 4), (100, 16)]
-    np.testing.assert_array_equal(by_n.epochs[:, 0, 0], [66, 116])
-    np.testing.assert_array_equal(by_w.epochs[:, 0, 0], [104, 116])
+def test_capacity_sweep_shows_progress_when_asked(capsys):
+    """Notebook 03 passes progress=True: a bar over the widths (leave=False: cleared when done)."""
+    sgd = training.SGD(lr=0.1, batch_size=8)
+    cap.capacity_sweep(toy_stack(), [2, 4], sgd, depth=1, n_seeds=1, epochs=1, log=None, progress=True)
+    assert "toy capacity:   0%|" in capsys.readouterr().err
+    cap.capacity_sweep(toy_stack(), [2], sgd, depth=1, n_seeds=1, epochs=1, log=None)
+    assert capsys.readouterr().err == ""
 
 
-def test_plots_mark_censoring():
+def test_measure_trains_the_kinds_and_the_clean_count_controls(monkeypatch):
+    sizes = []
+
+    def fake(stack, widths, sgd, **run):
+        sizes.append((len(stack.kinds), stack.n_train, run["epochs"]))
+        return torch.rand(len(widths), 2, run["epochs"], len(stack.kinds), run["n_seeds"])
+
+    monkeypatch.setattr(cap, "capacity_sweep", fake)
+    kinds = data.kinds({"randX": [0.0, 0.5], "randY": [0.5]})
+    c = cap.measure(functools.partial(data.load, seed=0), "digits", kinds, [4, 8], training.SGD(0.1, 8), epochs=2,
+                    controls=[0.5], depth=1, n_seeds=2, n_train=100, n_test=10)
+    # real + 2 noisy kinds; then real with the 50 clean examples, for as many updates (13 and 7 per epoch)
+    assert sizes == [(3, 100, 2), (1, 50, 4)]
+    assert c.accuracy.shape == (2, 3, 2) and c.control.shape == (2, 1, 2) and c.levels == (0.5,)
+    with pytest.raises(ValueError, match="controls"):
+        cap.measure(functools.partial(data.load, seed=0), "digits", kinds, [4], training.SGD(0.1, 8), epochs=1,
+                    controls=[0.3], depth=1, n_seeds=1, n_train=50, n_test=4)
+    with pytest.raises(ValueError, match="real"):
+        cap.measure(functools.partial(data.load, seed=0), "digits", kinds[::-1], [4], training.SGD(0.1, 8),
+                    epochs=1, depth=1, n_seeds=1, n_train=50, n_test=4)
+
+
+# ------------------------------------------------------------------------------------ claims
+
+LEVELS = (0.0, 0.2, 0.4, 0.6, 0.8)
+WIDTHS = (4, 8, 16, 32, 64, 128)
+
+
+def curves(scale: np.ndarray, n_seeds: int = 3) -> np.ndarray:
+    """Accuracy ``(W, len(scale), S)`` that saturates at width ≈ ``scale``, with a little seed noise."""
+    w = np.asarray(WIDTHS, dtype=float)[:, None, None]
+    jitter = 1 + 0.05 * np.random.default_rng(0).standard_normal((1, len(scale), n_seeds))
+    return 0.9 * (1 - np.exp(-3 * w / (np.asarray(scale, dtype=float)[None, :, None] * jitter)))
+
+
+def capacity(noise_scale: list[float], control_scale: list[float]) -> cap.Capacity:
+    """A run with real data at width scale 6 and randX, randY at ``noise_scale`` per level 0.2..0.8."""
+    kinds = data.kinds({"randX": LEVELS, "randY": LEVELS})
+    acc = curves([6.0] + noise_scale + noise_scale)
+    return cap.Capacity(WIDTHS, tuple(kinds), acc, LEVELS[1:], curves(control_scale))
+
+
+def held(claims) -> dict[str, bool]:
+    return {c.id: c.holds for c in claims}
+
+
+def test_capacity_claims_hold_where_noise_needs_more_units():
+    c = capacity([8.0, 12.0, 20.0, 40.0], [6.0, 5.0, 5.0, 4.0])
+    out = cap.claims("toy", c, 0.95)
+    assert len(out) == 6 and all(c.holds and c.asserted for c in out), [str(c) for c in out]
+    assert not any(c.asserted for c in cap.claims("toy", c, 0.95, asserted=False))
+
+
+def test_capacity_claims_fail_when_noise_and_real_need_the_same_width():
+    out = held(cap.claims("toy", capacity([6.0] * 4, [6.0] * 4), 0.95))  # identical curves for every kind
+    assert not any(out.values()), out
+
+
+def test_capacity_claims_fail_when_the_order_of_levels_is_lost():
+    out = held(cap.claims("toy", capacity([40.0, 8.0, 12.0, 20.0], [6.0] * 4), 0.95))  # shuffled levels
+    assert not out["toy-capacity-rank-randX"] and not out["toy-capacity-rank-randY"]
+    assert out["toy-capacity-randX"]  # the top level alone still needs more: the rank claim is the stricter
+
+
+def test_capacity_claim_fails_when_fewer_clean_examples_explain_it():
+    out = held(cap.claims("toy", capacity([8.0, 12.0, 20.0, 40.0], [8.0, 12.0, 20.0, 40.0]), 0.95))
+    assert out["toy-capacity-randX"] and not out["toy-capacity-vs-clean-count-randX"]
+
+
+def test_plots():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    kinds = [cap.Noise(), cap.Noise("randX", 1.0)]
-    # (2 sizes, 2 kinds, 3 seeds): the noise's reference median (first size) is itself censored
-    t = times([[[10, 12, 11], [50, 50, 40]], [[12, 12, 13], [50, 50, 50]]],
-              [[[1, 1, 1], [0, 0, 1]], [[1, 1, 1], [0, 0, 0]]])
     fig, (a, b) = plt.subplots(1, 2)
-    cap.plot_time(a, [100, 200], t, kinds, ref=0, xlabel="N")
-    labels = [text.get_text() for text in a.get_legend().get_texts()]
-    assert labels == ["real (0/6 censored)", "randX 100% (5/6 censored; reference censored)"]
-    assert a.get_lines()[0].get_linestyle() == "-" and a.get_lines()[5].get_linestyle() == ":"
-    cap.plot_capacity(b, [4, 8, 16], torch.rand(3, 2, 2), kinds, "randX")
-    assert len(b.get_legend().get_texts()) == 2
+    cap.plot_capacity(a, [4, 8, 16], np.random.default_rng(0).random((3, 2, 2)), [data.REAL, data.RANDX], "randX")
+    assert len(a.get_legend().get_texts()) == 2
+    cap.plot_needed(b, capacity([8.0, 12.0, 20.0, 40.0], [6.0] * 4), 0.95)
+    assert [t.get_text() for t in b.get_legend().get_texts()] == ["randX", "randY", "real, clean examples only"]
     plt.close(fig)
-
-
-def test_time_table_shows_censored_medians():
-    t = times([[[10, 12, 11], [50, 50, 40]]], [[[1, 1, 1], [0, 0, 1]]])
-    table = cap.time_table([100], t, [cap.Noise(), cap.Noise("randY", 1.0)], "N")
-    assert "| real | 11 [10–12] |" in table and "| randY 100% | ≥50 [40–40], 2/3 cens. |" in table
-
-
-def test_summary_counts_censored_runs():
-    summary = times([[3, 50], [4, 5]], [[1, 0], [1, 1]]).summary()
-    assert summary == {"epochs": [[3, 50], [4, 5]], "converged": [[True, False], [True, True]], "budget": 50,
-                       "runs": 4, "censored": 1}

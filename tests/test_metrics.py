@@ -55,3 +55,25 @@ def test_binomial_quantiles():
     q = metrics.binomial_quantiles(1000, S, 0.2)
     assert q.shape == (1000,) and np.all(np.diff(q) >= 0)
     assert q.mean() == pytest.approx(0.2, abs=0.01) and q[500] == pytest.approx(0.2, abs=0.011)
+
+
+def test_mantel_haenszel_risk_ratio_by_hand():
+    # stratum 1: 8 of 10 exposed, 1 of 2 unexposed have the event; stratum 2: 1 of 2 and 2 of 10
+    a, n1, b, n0 = (torch.tensor(v) for v in ([8, 1], [10, 2], [1, 2], [2, 10]))
+    assert metrics.mantel_haenszel_risk_ratio(a, n1, b, n0).item() == pytest.approx((8 * 2 / 12 + 1 * 10 / 12) /
+                                                                                    (1 * 10 / 12 + 2 * 2 / 12))
+    # the same ratio (2) in every stratum, at different base rates: RR_MH is that ratio
+    same = metrics.mantel_haenszel_risk_ratio(torch.tensor([4, 40]), torch.tensor([10, 50]), torch.tensor([1, 10]),
+                                              torch.tensor([5, 25]))
+    assert same.item() == pytest.approx(2.0)
+
+
+def test_permute_within_groups_keeps_each_groups_values():
+    groups = torch.tensor([0, 1, 0, 2, 1, 0, 2, 2, 1, 0])
+    x = torch.arange(10)
+    perms = metrics.permute_within_groups(x, groups, n_perm=200, seed=3)
+    assert perms.shape == (200, 10)
+    for g in range(3):
+        assert (perms[:, groups == g].sort(-1).values == x[groups == g]).all()  # same values, same group
+    assert len({tuple(p.tolist()) for p in perms}) > 100  # 4!·3!·3! = 864 possible: many different ones
+    assert torch.equal(perms, metrics.permute_within_groups(x, groups, n_perm=200, seed=3))

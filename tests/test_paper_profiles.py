@@ -22,11 +22,11 @@ CUT_DOWN = {
     "01_easy_examples": (["mnist", "cifar10-subset"], {"n_models": 3, "n_train": 300, "n_track": 100}),
     "02_loss_sensitivity": (["mnist"], {"n_train": 100, "n_models": 2, "epochs": 2, "n_times": 2, "n_times_class": 2}),
     "03_capacity_convergence": (["mnist", "cifar10-subset"], {
-        "n_seeds": 1, "capacity_n": 200, "n_val": 100, "capacity_widths": [16, 64], "capacity_epochs": 1,
-        "noise_levels": [0.0, 0.8], "time_noise": {"randX": [1.0]}, "time_sizes": [50, 100], "time_width": 64,
-        "time_widths": [16, 64], "time_n": 100, "time_budget": 2}),
+        "n_seeds": 1, "capacity_n": 200, "n_heldout": 100, "capacity_widths": [16, 64], "capacity_epochs": 1,
+        "noise_levels": [0.0, 0.8], "clean_controls": [0.8], "time_noise": {"randX": [1.0]}, "time_sizes": [50, 100],
+        "time_width": 64, "time_widths": [16, 64], "time_n": 100, "time_budget": 2}),
     "04_critical_samples": (["mnist", "cifar10-subset"], {
-        "n_models": 1, "n_train": 64, "n_test": 50, "n_csr": 10, "epochs": [0, 1], "noise_levels": [0.5],
+        "n_seeds": 1, "n_train": 64, "n_test": 50, "n_csr": 10, "epochs": [0, 1], "noise_levels": [0.5],
         "widths": [64], "n_check": 100, "lass": {"n_iter": 2}}),
     "06_shallow_first": (["mnist", "cifar10-subset"], {"n_seeds": 2, "n_train": 8, "n_test": 8, "epochs": 1, "n_log": 2}),
     "08_memorization_atlas": (["cifar10-subset"], {

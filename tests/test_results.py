@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import matplotlib
+import numpy as np
 import pytest
 
 from memkit import figures, profiles, results
@@ -19,7 +21,7 @@ def test_claim_holds_is_computed():
     assert results.Claim("a", "s", "m", 1.0, 1.0, ">=").holds
     assert results.Claim("a", "s", "m", 0.5, 1.0, "<").holds
     assert not results.Claim("a", "s", "m", math.nan, 1.0, "<").holds  # NaN never holds
-    with pytest.raises(ValueError, match="op"):
+    with pytest.raises(ValueError, match="unknown op '=='; use one of"):
         results.Claim("a", "s", "m", 1.0, 1.0, "==")
 
 
@@ -30,6 +32,21 @@ def test_check_asserts_in_test_and_quick_only(capsys):
             results.check(bad, profile)
     results.check(bad, "paper")  # reported, not asserted
     assert "DOES NOT HOLD" in capsys.readouterr().out
+
+
+def test_a_claim_not_asserted_is_reported_only(capsys):
+    quiet = results.Claim("gap", "s", "m", 0, 1, asserted=False)
+    results.check([results.Claim("good", "s", "m", 2, 1), quiet], "quick")  # does not raise
+    assert "[DOES NOT HOLD, reported only] gap" in capsys.readouterr().out
+    assert quiet.as_dict()["asserted"] is False and results.held(quiet) == "no (reported only)"
+    assert "| no (reported only) |" in results.table([quiet])
+
+
+def test_markdown_table():
+    text = results.markdown_table(["a", "b"], [["x|y", 0.123456], [1, "line\nbreak"]])
+    assert text.splitlines() == ["| a | b |", "| --- | --- |", "| x\\|y | 0.1235 |", "| 1 | line break |"]
+    with pytest.raises(ValueError, match="row 0 has 1 cells but the header has 2"):
+        results.markdown_table(["a", "b"], [["x"]])
 
 
 def test_atomic_write_leaves_no_partial_file(tmp_path):
@@ -53,7 +70,8 @@ def test_write_result_schema(tmp_path, monkeypatch):
     assert path == tmp_path / "results" / "quick" / "99_demo.json"
     doc = json.loads(path.read_text())
     assert doc["claims"] == [{"id": "c1", "statement": "statement", "metric": "metric", "value": 3.0,
-                              "threshold": 2.0, "op": ">", "figure": "Fig. 1", "holds": True}]
+                              "threshold": 2.0, "op": ">", "figure": "Fig. 1", "asserted": True,
+                              "holds": True}]
     assert doc["timings"] == {"total_s": 1.235} and doc["environment"]["device"] == "cpu"
 
 
@@ -73,7 +91,7 @@ def test_profiles(monkeypatch):
     monkeypatch.setenv("MEMKIT_PROFILE", "test")
     assert profiles.resolve_profile("paper") == "test"
     monkeypatch.setenv("MEMKIT_PROFILE", "huge")
-    with pytest.raises(ValueError, match="unknown profile 'huge'"):
+    with pytest.raises(ValueError, match=r"unknown profile 'huge' in \$MEMKIT_PROFILE; set it to one of"):
         profiles.resolve_profile("quick")
     table = {"quick": {"n": 1, "m": 2}}
     assert profiles.settings("quick", table, {"n": 5}) == {"n": 5, "m": 2}
@@ -81,6 +99,8 @@ def test_profiles(monkeypatch):
         profiles.settings("quick", table, {"k": 1})
     with pytest.raises(ValueError, match="no settings for profile 'paper'"):
         profiles.settings("paper", table)
+    with pytest.raises(ValueError, match="name different settings"):
+        profiles.settings("quick", {"quick": {"n": 1}, "test": {"m": 1}})
     assert profiles.resolve_datasets(None, ["digits"]) == ["digits"]
     assert profiles.resolve_datasets("mnist", ["digits"]) == ["mnist"]
     with pytest.raises(ValueError, match="unknown data set"):
@@ -96,3 +116,40 @@ def test_atomic_write_gives_the_usual_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("override, ok", [({"n": 5}, True), ({"n": "5"}, False), ({"n": 2.5}, False),
+                                          ({"n": True}, False), ({"lr": 1}, True), ({"lr": "0.1"}, False),
+                                          ({"sizes": (1, 2)}, True), ({"sizes": 3}, False),
+                                          ({"n_track": 10}, True), ({"n_track": None}, True),
+                                          ({"anything": "x"}, True), ({"lr": None}, False),
+                                          ({"opts": {"r": 1}}, True), ({"opts": [1]}, False)])
+def test_overrides_keep_the_type_of_their_setting(override, ok):
+    table = {"quick": dict(n=1, lr=0.1, sizes=[1], n_track=None, anything=None, opts={"r": 2}),
+             "paper": dict(n=2, lr=0.1, sizes=[2], n_track=1000, anything=None, opts={"r": 3})}
+    if ok:
+        assert profiles.settings("quick", table, override) == {**table["quick"], **override}
+    else:
+        (name, value), = override.items()
+        message = rf"override {name}={re.escape(repr(value))} has type {type(value).__name__}, but setting '{name}'"
+        with pytest.raises(ValueError, match=message + " has type .*; pass a value of type"):
+            profiles.settings("quick", table, override)
+
+
+def test_band_and_epoch_axis():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    values = np.array([[0.1, 0.5, np.inf], [0.3, 0.7, 0.9]])  # (S=2, T=3); inf is left out
+    figures.band(ax, [0, 1, 2], values, figures.kind_color("randX 50%"), "randX 50%", ls="--", marker="o")
+    (line,) = ax.get_lines()
+    np.testing.assert_allclose(line.get_ydata(), [0.2, 0.6, 0.9])
+    assert line.get_label() == "randX 50%" and line.get_linestyle() == "--" and len(ax.collections) == 1
+    figures.band(ax, [0, 1, 2], values[:1], "k")  # one seed: no band
+    assert len(ax.collections) == 1
+    with pytest.raises(ValueError, match=r"give \(seeds, len\(x\)\)"):
+        figures.band(ax, [0, 1], values, "k")
+    figures.epoch_axis(ax, 64)
+    assert ax.get_xscale() == "symlog" and list(ax.get_xticks()) == [0, 1, 2, 5, 10, 20, 50]
+    assert ax.get_xlabel() == "epoch"
+    plt.close(fig)

@@ -3,12 +3,15 @@ checked against finite differences of retrained models and against the plain inp
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from memkit import data, models, sensitivity as S
+from memkit import data, models, training
+from memkit import sensitivity as S
 
 
 # --- Gini -----------------------------------------------------------------------------------
@@ -50,7 +53,8 @@ def test_gini_rejects_negative_values_and_is_nan_for_all_zeros():
 # --- unrolled derivative ----------------------------------------------------------------------
 
 N, D, K = 8, 4, 3
-SGD = dict(n_models=2, epochs=3, batch_size=3, lr=0.5, seed=1, device="cpu")  # 3 updates an epoch, the last of 2
+SGD = training.SGD(epochs=3, batch_size=3, lr=0.5)  # 3 updates an epoch, the last of 2
+RUN = dict(n_seeds=2, seed=1, device="cpu")
 
 
 def _factory():
@@ -80,7 +84,7 @@ def test_unrolled_derivative_equals_finite_differences_of_retrained_models(float
     """Perturb one training example along a random direction, retrain the same steps from the same
     seeds, and compare the change of every class term L_t(y=i) with the unrolled derivative."""
     x, y = _tiny()
-    traj = S.record_sgd(_factory, x, y, **SGD)
+    traj = S.record_sgd(_factory, x, y, SGD, **RUN)
     times = [0, 4, traj.n_steps]
     grads = S.unrolled_input_gradients(traj, x, y, times, S.class_weights(y, K))  # (S, G, K, N, 1, D)
     assert grads.shape == (2, 3, K, N, 1, D) and traj.n_steps == 9
@@ -91,7 +95,7 @@ def test_unrolled_derivative_equals_finite_differences_of_retrained_models(float
         for sign in (1, -1):
             xp = x.clone()
             xp[n] += sign * eps * v
-            tp = S.record_sgd(_factory, xp, y, **SGD)
+            tp = S.record_sgd(_factory, xp, y, SGD, **RUN)
             change.append(torch.stack([_class_losses(tp, t, xp, y) for t in times], 1))  # (S, G, K)
         fd = (change[0] - change[1]) / (2 * eps)
         analytic = (grads[:, :, :, n] * v).sum((-2, -1))
@@ -103,20 +107,20 @@ def test_unrolled_derivative_equals_finite_differences_of_retrained_models(float
 
 def test_recorded_batches_replay_the_recorded_weights(float64):
     x, y = _tiny()
-    traj = S.record_sgd(_factory, x, y, **SGD)
+    traj = S.record_sgd(_factory, x, y, SGD, **RUN)
     model = _factory()
     for s, idx in enumerate(traj.batches, start=1):
         model.load_state_dict({k: v[0] for k, v in traj.at(s - 1).items()})
         model.zero_grad()
         F.cross_entropy(model(x[idx[0]]), y[idx[0]]).backward()
         for name, p in model.named_parameters():
-            assert torch.allclose(traj.at(s)[name][0], p.detach() - SGD["lr"] * p.grad, atol=1e-12)
+            assert torch.allclose(traj.at(s)[name][0], p.detach() - SGD.lr * p.grad, atol=1e-12)
     assert [len(b[0]) for b in traj.batches[:3]] == [3, 3, 2]  # N = 8 in batches of 3
 
 
 def test_plain_sensitivity_is_the_per_example_input_gradient_over_n(float64):
     x, y = _tiny()
-    traj = S.record_sgd(_factory, x, y, **SGD)
+    traj = S.record_sgd(_factory, x, y, SGD, **RUN)
     times = [2, traj.n_steps]
     plain = S.input_gradient_sensitivity(traj, x, y, times)
     for k, t in enumerate(times):
@@ -131,7 +135,7 @@ def test_plain_sensitivity_is_the_per_example_input_gradient_over_n(float64):
 
 def test_per_class_terms_add_up_to_the_total_loss(float64):
     x, y = _tiny()
-    traj = S.record_sgd(_factory, x, y, **SGD)
+    traj = S.record_sgd(_factory, x, y, SGD, **RUN)
     times = [1, 5, traj.n_steps]
     per_class, total = S.per_class_loss_sensitivity(traj, x, y, times, K)
     assert per_class.shape == (2, 3, K, N)
@@ -140,7 +144,7 @@ def test_per_class_terms_add_up_to_the_total_loss(float64):
 
 def test_plain_class_matrix_is_diagonal_and_the_unrolled_one_is_not(float64):
     x, y = _tiny()
-    traj = S.record_sgd(_factory, x, y, **SGD)
+    traj = S.record_sgd(_factory, x, y, SGD, **RUN)
     times = S.step_grid(traj.n_steps, 3)
     unrolled = S.class_matrix(S.per_class_loss_sensitivity(traj, x, y, times, K)[0].mean(1), y, K)
     plain = S.class_matrix(S.per_class_loss_sensitivity(traj, x, y, times, K, through_training=False)[0].mean(1), y, K)
@@ -154,7 +158,7 @@ def test_a_grid_of_times_agrees_with_every_step():
     evaluation per epoch (as the notebook's profiles use) is close to the one from every step."""
     ds = data.load("digits", n_train=200)
     traj = S.record_sgd(lambda: models.mlp(ds.input_shape, [16, 16], 10), ds.x_train, ds.y_train,
-                        n_models=2, epochs=20, batch_size=40, lr=0.2, seed=0, device="cpu")
+                        training.SGD(epochs=20, batch_size=40, lr=0.2), n_seeds=2, seed=0, device="cpu")
     with S.single_threaded(torch.device("cpu")):
         every = S.loss_sensitivity(traj, ds.x_train, ds.y_train, range(1, traj.n_steps + 1))  # (S, T=100, N)
     grid = S.step_grid(traj.n_steps, 20)  # the end of every epoch
@@ -198,21 +202,21 @@ def test_off_diagonal_structure_is_zero_for_uniform_cross_talk():
 
 def test_bad_arguments_are_explained(float64):
     x, y = _tiny()
-    traj = S.record_sgd(_factory, x, y, **SGD)
+    traj = S.record_sgd(_factory, x, y, SGD, **RUN)
     with pytest.raises(ValueError, match="times must lie"):
         S.loss_sensitivity(traj, x, y, [traj.n_steps + 1])
     with pytest.raises(ValueError, match="weights must be"):
         S.unrolled_input_gradients(traj, x, y, [1], torch.ones(2, N - 1))
-    with pytest.raises(ValueError, match="must all be positive"):
-        S.record_sgd(_factory, x, y, **{**SGD, "lr": 0.0})
+    with pytest.raises(ValueError, match="follows plain SGD"):
+        S.record_sgd(_factory, x, y, replace(SGD, momentum=0.9), **RUN)
     with pytest.raises(ValueError, match="outside the recorded run"):
         traj.at(-1)
 
 
 def test_measure_returns_consistent_shapes():
     ds = data.load("digits", n_train=100)
-    run = S.measure(ds.x_train, ds.y_train, 10, widths=[8, 8], n_models=2, epochs=2, batch_size=50, lr=0.1,
-                    n_times=3, n_times_class=2, device="cpu")
+    run = S.measure(ds.x_train, ds.y_train, 10, widths=[8, 8], n_seeds=2,
+                    sgd=training.SGD(epochs=2, batch_size=50, lr=0.1), n_times=3, n_times_class=2, device="cpu")
     assert run.g.shape == run.g_plain.shape == (2, 3, 100)
     assert run.accuracy.shape == run.gini().shape == (2, 3)
     assert run.class_matrix.shape == run.class_matrix_plain.shape == (2, 2, 10, 10)

@@ -1,5 +1,5 @@
 """Known-answer tests of memkit.shallow: the contingency matrix T, R+, R−, R± (with their
-zero-denominator cases), fitting M, the 32×32 architectures and D's tracked training."""
+zero-denominator cases) and D's tracked training (D's architectures: test_models.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
-from memkit import data, shallow
+from memkit import data, shallow, training
 
 
 def t_of(t00: int, t01: int, t10: int, t11: int) -> torch.Tensor:
@@ -101,135 +100,46 @@ def test_peak_per_seed_ignores_nan():
     assert values.tolist() == [3.0, 5.0] and steps.tolist() == [5, 10]
 
 
-def test_step_grid():
-    g = shallow.step_grid(100, 10, n_log=5)
+def test_log_step_grid():
+    g = shallow.log_step_grid(100, 10, n_log=5)
     assert g[0] == 0 and g[-1] == 100 and 1 in g
     assert set(range(10, 101, 10)) <= set(g.tolist())
     assert np.all(np.diff(g) > 0) and g.dtype == np.int64
     assert np.sum(g < 10) >= 2  # log-spaced: points inside the first epoch
     with pytest.raises(ValueError, match="total_steps"):
-        shallow.step_grid(0, 10)
-
-
-# --- M ----------------------------------------------------------------------------------------
-
-def blobs(n: int = 200, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two well separated Gaussian blobs in 5-D, shaped (N, 1, 5)."""
-    g = torch.Generator().manual_seed(seed)
-    y = torch.arange(n) % 2
-    x = torch.randn(n, 1, 5, generator=g) + 6.0 * y[:, None, None]
-    return x, y
-
-
-def test_subsample():
-    assert np.array_equal(shallow.subsample(10, None, 0), np.arange(10))
-    assert np.array_equal(shallow.subsample(10, 50, 0), np.arange(10))
-    idx = shallow.subsample(10, 3, 0)
-    assert len(set(idx.tolist())) == 3 and np.all(np.diff(idx) > 0)
-    assert np.array_equal(idx, shallow.subsample(10, 3, 0))
-    with pytest.raises(ValueError, match="n_fit"):
-        shallow.subsample(10, 0, 0)
-
-
-def test_rbf_gamma_is_sklearns_scale():
-    from sklearn.svm import SVC
-
-    x, y = blobs()
-    xs = shallow.flatten(x)
-    assert shallow.rbf_gamma(xs) == pytest.approx(SVC(gamma="scale").fit(xs, y.numpy())._gamma)
-
-
-@pytest.mark.parametrize("options", [{}, {"n_components": 1000, "n_fit": 100}])
-def test_fit_svm_exact_and_nystroem(options):
-    x, y = blobs()
-    m = shallow.fit_svm(x, y, **options)
-    assert m.kind == "svm" and m.n_fit == options.get("n_fit", 200)
-    correct = m.correct(x, y)
-    assert correct.dtype == torch.bool and correct.shape == (200,) and bool(correct.all())
-    if options:
-        assert "100 components" in m.details["method"]  # clipped to the examples it is fitted on
-
-
-def test_forest_early_stopping_rule():
-    x, y = blobs()
-    # separable: the out-of-bag accuracy is 0.995 with 20 trees (one example without enough OOB votes)
-    # and 1.0 with 40; that gain, 0.005, is below tol = 0.01, so growing stops at 40 trees
-    easy = shallow.fit_forest(x, y, chunk=20, tol=0.01, max_trees=200, n_jobs=1)
-    assert easy.details["n_trees"] == 40 and easy.model.n_estimators == 40
-    assert [n for n, _ in easy.details["oob"]] == [20, 40] and easy.details["oob"][-1][1] == 1.0
-    # in general: every gain before the last is >= tol, the last one < tol
-    noisy = shallow.fit_forest(x + 3 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1)), y,
-                               chunk=5, tol=0.01, max_trees=200, n_jobs=1)
-    gains = np.diff([acc for _, acc in noisy.details["oob"]])
-    assert np.all(gains[:-1] >= 0.01) and gains[-1] < 0.01
-    # a tolerance no gain can fall below never stops early
-    never = shallow.fit_forest(x, y, chunk=5, tol=-1.0, max_trees=20, n_jobs=1)
-    assert never.details["n_trees"] == 20
-    assert bool(never.correct(x, y).all())
-    with pytest.raises(ValueError, match="chunk"):
-        shallow.fit_forest(x, y, chunk=0)
-
-
-def test_fit_shallow_rejects_unknown_kind():
-    x, y = blobs()
-    with pytest.raises(ValueError, match="unknown shallow model"):
-        shallow.fit_shallow("knn", x, y)
+        shallow.log_step_grid(0, 10)
 
 
 # --- D ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("arch, n_classes", [("densenet121", 10), ("resnet101", 100)])
-def test_32x32_architectures(arch, n_classes):
-    net = shallow.deep_factory(arch, (3, 32, 32), n_classes)().eval()
-    stem = net.features.conv0 if arch == "densenet121" else net.conv1
-    assert stem.kernel_size == (3, 3) and stem.stride == (1, 1)
-    assert isinstance(net.features.pool0 if arch == "densenet121" else net.maxpool, nn.Identity)
-    with torch.no_grad():
-        assert net(torch.randn(2, 3, 32, 32)).shape == (2, n_classes)
-
-
-def test_deep_factory_errors_and_cnn():
-    with pytest.raises(ValueError, match="needs images"):
-        shallow.deep_factory("densenet121", (1, 40), 10)
-    with pytest.raises(ValueError, match="unknown architecture"):
-        shallow.deep_factory("vgg", (1, 40), 10)
-    assert shallow.deep_factory("cnn", (1, 40), 10)()(torch.randn(3, 1, 40)).shape == (3, 10)
-
-
-def test_recipes():
-    assert shallow.paper_recipe("cifar10-subset").arch == "densenet121"
-    assert shallow.paper_recipe("cifar100").arch == "resnet101"
-    assert shallow.paper_recipe("fashion-mnist").arch == "cnn"
-    with pytest.raises(ValueError, match="schedule"):
-        shallow.Recipe(schedule="step")
-    cnn = shallow.deep_factory("cnn", (1, 40), 10)
-    assert not shallow.needs_loop(cnn, shallow.Recipe())
-    assert shallow.needs_loop(cnn, shallow.Recipe(schedule="cosine"))
-    assert shallow.needs_loop(lambda: nn.Sequential(nn.Flatten(), nn.BatchNorm1d(40)), shallow.Recipe())
+def test_paper_d():
+    assert shallow.paper_d("cifar10-subset")[0] == "densenet121"
+    assert shallow.paper_d("cifar100")[1].schedule == "cosine"
+    assert shallow.paper_d("fashion-mnist") == shallow.PAPER_D["mnist"]
 
 
 def test_augment_batch_flips_or_keeps_without_padding():
     x = torch.randn(16, 3, 8, 8)
-    out = shallow.augment_batch(x, torch.Generator().manual_seed(0), pad=0)
+    out = training.augment_batch(x, torch.Generator().manual_seed(0), pad=0)
     for a, b in zip(out, x):
         assert torch.equal(a, b) or torch.equal(a, b.flip(-1))
-    shifted = shallow.augment_batch(torch.ones(16, 1, 8, 8), torch.Generator().manual_seed(0), pad=2)
+    shifted = training.augment_batch(torch.ones(16, 1, 8, 8), torch.Generator().manual_seed(0), pad=2)
     assert shifted.shape == (16, 1, 8, 8) and (shifted.flatten(1).sum(1) >= 36).all()  # ≥ 6×6 ones kept
 
 
-def test_train_tracked_ensemble_matches_the_per_seed_loop():
+def test_train_tracked_ensemble_matches_the_per_seed_loop(monkeypatch):
     ds = data.load("digits", n_train=96, n_test=100)
-    recipe = shallow.Recipe("cnn", batch_size=32, lr=0.05, momentum=0.9)
-    traj = shallow.train_tracked(ds, recipe, epochs=2, n_seeds=2, n_log=3, seed=1, device="cpu", progress=False)
-    grid = shallow.step_grid(6, 3, n_log=3)
+    sgd = training.SGD(batch_size=32, lr=0.05, momentum=0.9, epochs=2)
+    traj = shallow.train_tracked(ds, "cnn", sgd, n_seeds=2, n_log=3, seed=1, device="cpu", progress=False)
+    grid = shallow.log_step_grid(6, 3, n_log=3)
     assert traj.method == "ensemble" and np.array_equal(traj.steps, grid)
     assert traj.correct.shape == (len(grid), 2, 100) and traj.correct.dtype == torch.bool
     assert traj.epochs[-1] == 2.0
-    factory = shallow.deep_factory("cnn", ds.input_shape, ds.n_classes)
-    loop = torch.stack([torch.stack(shallow._loop_one(factory, ds, recipe, 2, set(grid.tolist()), s,
-                                                      torch.device("cpu"), _NoBar())) for s in traj.seeds], 1)
-    assert (loop == traj.correct).float().mean() > 0.99  # the same models, to float tolerance
-    c = shallow.curves(traj, traj.correct[-1, 0])  # M := seed 0 of D at the end: T01 = T10 = 0 for it
+    monkeypatch.setattr(training, "needs_loop", lambda factory: True)  # the per-seed path for the same model
+    loop = shallow.train_tracked(ds, "cnn", sgd, n_seeds=2, n_log=3, seed=1, device="cpu", progress=False)
+    assert loop.method == "loop" and loop.seeds == traj.seeds
+    assert (loop.correct == traj.correct).float().mean() > 0.99  # the same models, to float tolerance
+    c = shallow.curves(traj, traj.correct[-1, 0], ds.y_test, n_perm=10)  # M := seed 0 of D at the end: T01 = T10 = 0
     assert c.t.shape == (len(grid), 2, 2, 2)
     assert c.t[-1, 0, 0, 1] == 0 and c.t[-1, 0, 1, 0] == 0 and c.r_pm[-1, 0] == math.inf
     assert c.acc_m == pytest.approx(c.acc_d[-1, 0])
@@ -237,19 +147,136 @@ def test_train_tracked_ensemble_matches_the_per_seed_loop():
 
 def test_train_tracked_checks_its_arguments():
     ds = data.load("digits", n_train=64, n_test=10)
-    with pytest.raises(ValueError, match="epochs"):
-        shallow.train_tracked(ds, shallow.Recipe(), epochs=0, n_seeds=1, device="cpu")
+    sgd = training.SGD(lr=0.1, batch_size=8)
+    with pytest.raises(ValueError, match="n_seeds"):
+        shallow.train_tracked(ds, "cnn", sgd, n_seeds=0, device="cpu")
     signals = replace(ds, x_train=ds.x_train.flatten(2), x_test=ds.x_test.flatten(2))  # (N, 1, 64)
     with pytest.raises(ValueError, match="augment"):
-        shallow.train_tracked(signals, shallow.Recipe(augment=True), epochs=1, n_seeds=1, device="cpu")
+        shallow.train_tracked(signals, "cnn", replace(sgd, augment=True), n_seeds=1, device="cpu")
 
 
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
+def test_first_right_is_the_step_from_which_a_seed_stays_right():
+    correct = torch.tensor([[0, 1, 1, 0], [1, 0, 1, 0], [1, 1, 1, 0]], dtype=torch.bool)[:, None]  # (G=3, S=1, N=4)
+    traj = shallow.Trajectory(np.array([0, 5, 10]), 10, correct, [0], 0.0, "ensemble")
+    # n=0: right from step 5 on; n=1: right at 0 and 10 but wrong at 5, so from 10; n=2: always; n=3: never
+    np.testing.assert_array_equal(traj.first_right(), [[0.5, 1.0, 0.0, np.nan]])
 
 
 def test_peak_keeps_an_infinite_ratio():
     r = np.array([[1.0, np.nan], [np.inf, 2.0], [3.0, 1.0]])
     best, at = shallow.peak(r, np.array([0, 10, 20]))
     assert best[0] == np.inf and at[0] == 10 and best[1] == 2.0 and at[1] == 10
+
+
+# --- the class-level control: R± within classes and against class-shuffled M ------------------
+
+def test_contingency_by_class_by_hand():
+    d = torch.tensor([1, 1, 0, 0, 1, 0], dtype=torch.bool)
+    m = torch.tensor([1, 0, 1, 0, 1, 1], dtype=torch.bool)
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    t = shallow.contingency_by_class(d, m, labels)
+    # class 0 (n=0,1,2): T11 (n=0), T10 (n=1), T01 (n=2); class 1 (n=3,4,5): T00 (n=3), T11 (n=4), T01 (n=5)
+    assert torch.equal(t, torch.stack([t_of(0, 1, 1, 1), t_of(1, 1, 0, 1)]))
+    assert torch.equal(t.sum(-3), shallow.contingency(d, m))
+    both = shallow.contingency_by_class(d[None].expand(3, 6), torch.stack([m, ~m]), labels)  # (3, P, C, 2, 2)
+    assert both.shape == (3, 2, 2, 2, 2) and torch.equal(both[1, 1], shallow.contingency_by_class(d, ~m, labels))
+
+
+def test_r_pm_mh_by_hand():
+    # class A: T11 = 8, T01 = 2, T10 = 1, T00 = 1 (R+ 0.8, R- 0.5: 1.6); class B: T11 = 1, T01 = 1, T10 = 2,
+    # T00 = 8 (R+ 0.5, R- 0.2: 2.5). Pooled: R+ 9/12, R- 3/12, R± = 3, inflated by the classes (M and D both
+    # better on A). Mantel-Haenszel: (8·2/12 + 1·10/12) / (1·10/12 + 2·2/12) = 26/14.
+    t = torch.stack([t_of(1, 2, 1, 8), t_of(8, 1, 2, 1)])
+    assert shallow.r_pm(t.sum(0)).item() == pytest.approx(3.0)
+    assert shallow.r_pm_mh(t).item() == pytest.approx(26 / 14)
+    assert shallow.r_pm_mh(torch.stack([t_of(30, 10, 20, 40), t_of(3, 1, 2, 4)])).item() == pytest.approx(2.0)
+
+
+def test_r_pm_mh_zero_cases():
+    assert shallow.r_pm_mh(t_of(5, 3, 0, 2)[None]).item() == math.inf  # D right on M-correct only
+    assert shallow.r_pm_mh(t_of(5, 3, 0, 0)[None]).item() == 1.0  # D right on nothing
+    assert math.isnan(shallow.r_pm_mh(torch.stack([t_of(5, 0, 5, 0), t_of(0, 3, 0, 7)])).item())  # no class has both
+    # a class where D is right on everything (an untrained D predicting it) counts the same on both sides
+    assert shallow.r_pm_mh(torch.stack([t_of(0, 0, 4, 6), t_of(3, 7, 0, 0)])).item() == 1.0
+
+
+def test_class_shuffled_keeps_per_class_accuracy_of_m():
+    labels = torch.arange(300) % 3
+    m = torch.rand(300, generator=torch.Generator().manual_seed(0)) < torch.tensor([0.9, 0.5, 0.1])[labels]
+    d = m[None, None].clone()  # (G=1, S=1): D right exactly where M is
+    raw, mh = shallow.class_shuffled(d, m, labels, n_perm=50, seed=0)
+    assert raw.shape == mh.shape == (1, 1, 50)
+    assert shallow.r_pm_mh(shallow.contingency_by_class(d, m, labels)).item() == math.inf
+    assert np.all(np.isfinite(mh)) and np.median(mh) == pytest.approx(1.0, abs=0.5)  # within classes: chance
+    assert np.median(raw) > 2  # across classes: M's per-class accuracies alone give R± > 1
+
+
+# --- claims, each on a run with its finding and on a counterfactual run without it -------------
+
+N_CLASSES, PER_CLASS, M_ACC = 3, 400, (0.95, 0.5, 0.05)
+STEPS = np.array([0, 1, 2, 3, 5, 8, 10, 20, 40, 70, 100])  # 10 steps per epoch
+R_PLUS = np.array([0.1, 0.15, 0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98])
+R_MINUS = np.array([0.1, 0.1, 0.1, 0.12, 0.15, 0.2, 0.3, 0.5, 0.65, 0.75, 0.8])
+
+
+def synthetic(world: str, n_seeds: int = 3, seed: int = 0) -> tuple[shallow.Curves, dict[str, np.ndarray]]:
+    """Curves of D against M on 3 classes where M is right on 95%, 50%, 5%; D's accuracy at each grid step
+    is R_PLUS on M-correct and R_MINUS on M-incorrect examples in the world ``"examples"`` (the finding);
+    in ``"classes"`` D is better on M's better classes but, within a class, blind to M's marks; in
+    ``"independent"`` D ignores M; ``"rising"`` has D's accuracy growing to the end on M-correct examples
+    only (R± never peaks)."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(N_CLASSES * PER_CLASS) % N_CLASSES
+    m = torch.rand(len(labels), generator=g) < torch.tensor(M_ACC)[labels]
+    acc_m = torch.tensor(M_ACC)[labels].double()
+    rp, rm = torch.tensor(R_PLUS)[:, None], torch.tensor(R_MINUS)[:, None]
+    p = {"examples": torch.where(m, rp, rm),
+         "classes": rm + (rp - rm) * acc_m,  # per class, as much better as M is on that class
+         "independent": (rp + rm).expand(-1, len(labels)) / 2,
+         "rising": torch.where(m, torch.tensor(np.linspace(0.1, 0.98, len(STEPS)))[:, None], 0.1)}[world]
+    correct = torch.rand(len(STEPS), n_seeds, len(labels), generator=g, dtype=torch.float64) < p[:, None, :]
+    traj = shallow.Trajectory(STEPS, 10, correct, list(range(n_seeds)), 0.0, "ensemble")
+    c = shallow.curves(traj, m, labels, n_perm=200, seed=seed)
+    return c, shallow.per_seed(c)
+
+
+def held(world: str) -> dict[str, bool]:
+    _, s = synthetic(world)
+    return {c.id.removeprefix("x-"): c.holds for c in shallow.claims(s, "x", "")}
+
+
+def test_claims_hold_on_a_run_with_the_finding():
+    assert all(held("examples").values()), held("examples")
+
+
+def test_a_class_level_effect_alone_fails_the_example_claims():
+    _, s = synthetic("classes")
+    assert np.min(s["peak_1"]) > 1.5 and np.min(s["end"]) > 1.1  # the plain R± claims of before would pass
+    h = held("classes")
+    assert not h["early-beyond-classes"] and not h["examples-first"] and not h["examples-end"]
+    assert h["start-within-class"]
+
+
+def test_d_blind_to_m_fails_every_excess_claim():
+    h = held("independent")
+    assert not h["early-beyond-classes"] and not h["examples-first"] and not h["examples-end"]
+    assert not h["examples-peak-falls"]
+
+
+def test_a_curve_that_never_peaks_fails_the_peak_claims():
+    h = held("rising")
+    assert not h["examples-peak-early"] and not h["examples-peak-falls"]
+    assert h["examples-first"] and h["examples-end"]
+
+
+def test_start_fails_when_d_already_follows_m_at_initialisation():
+    _, s = synthetic("examples")
+    s = {**s, "start_mh": np.array([1.0, 3.0, 1.1])}  # one seed starts at 3
+    assert not next(c.holds for c in shallow.claims(s, "x", "") if c.id == "x-start-within-class")
+
+
+def test_claims_asserted_unless_reported_only():
+    _, s = synthetic("examples")
+    claims = shallow.claims(s, "d-svm", "", reported_only=("examples-end", "rf-examples-first", "svm-start-within-class"))
+    assert [c.id for c in claims if not c.asserted] == ["d-svm-start-within-class", "d-svm-examples-end"]
+    assert not any(c.asserted for c in shallow.claims(s, "x", "", asserted=False))

@@ -1,0 +1,50 @@
+"""The replication scorecard: runs side by side, failed claims first."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from memkit.scorecard import scorecard, split_claim_id, write_scorecard
+
+
+def _result(root: Path, profile: str, stem: str, claims: list[dict], device: str = "cpu") -> None:
+    path = root / "results" / profile / f"{stem}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"notebook": stem.split(".")[0], "profile": profile, "date": "2026-11-30",
+           "environment": {"device": device, "device_name": device.upper()}, "claims": claims}
+    path.write_text(json.dumps(doc))
+
+
+def _claim(cid: str, value: float, holds: bool, **extra) -> dict:
+    return {"id": cid, "statement": "s", "metric": "m", "value": value, "threshold": 1.0, "holds": holds, **extra}
+
+
+def test_split_claim_id_takes_the_longest_data_set_name():
+    assert split_claim_id("cifar10-subset-real-vs-randX") == ("cifar10-subset", "real-vs-randX")
+    assert split_claim_id("fashion-mnist-x") == ("fashion-mnist", "x")
+    assert split_claim_id("mnist-x") == ("mnist", "x")
+    assert split_claim_id("no-dataset-here") == (None, "no-dataset-here")
+
+
+def test_scorecard_has_a_column_per_run_and_lists_failed_claims_first(tmp_path):
+    _result(tmp_path, "quick", "01_easy", [_claim("digits-a", 2.0, True), _claim("digits-b", 3.0, True),
+                                          _claim("mnist-a", 1.5, True), _claim("mnist-b", 0.5, False, note="why")])
+    _result(tmp_path, "paper", "01_easy.mnist", [_claim("mnist-a", 0.2, False, asserted=False)], device="cuda")
+    _result(tmp_path, "test", "01_easy", [_claim("digits-a", 9.0, False)])  # test runs are not results
+    text = scorecard(tmp_path)
+    header = next(line for line in text.splitlines() if line.startswith("| notebook"))
+    assert header.count("·") == 3  # quick·digits, quick·mnist, paper·mnist; no test column
+    assert "paper · mnist (CUDA, 2026-11-30)" in header
+    rows = [line for line in text.splitlines() if line.startswith("| 01_easy")]
+    assert [r.split("|")[2].strip() for r in rows] == ["`a`", "`b`"]  # both failed somewhere
+    assert "no (reported only) (0.2)" in rows[0] and "**no** (0.5)" in rows[1]
+    assert "2 of 2 claims did not hold" in text
+    assert "- 01_easy `b` in quick · mnist (CPU, 2026-11-30): why" in text
+
+
+def test_write_scorecard_writes_the_file(tmp_path):
+    _result(tmp_path, "quick", "01_easy", [_claim("digits-a", 2.0, True)])
+    path = write_scorecard(tmp_path)
+    assert path == tmp_path / "results" / "SCORECARD.md"
+    assert "yes (2)" in path.read_text()
