@@ -1,7 +1,7 @@
 """Measuring the memorization atlas (notebook 08): one batched run, its score table and figures.
 
-:func:`train_on_subsets` trains S members of one architecture as ONE batched
-:class:`memkit.training.Ensemble`, member s on its own subset of the training set (``masks[s]``,
+:func:`train_on_subsets` trains S members of one architecture with
+:func:`memkit.training.train_seeds` (batched), member s on its own subset of the training set (``masks[s]``,
 :func:`memkit.atlas.subset_masks`: random halves in complementary pairs), each in its own data
 order, and records after every epoch which examples each member gets right and the probability it
 gives their label. Every dynamics score of :mod:`memkit.atlas` is computed from that one run,
@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from memkit import adversarial, atlas, models, sensitivity, shallow, training
+from memkit import adversarial, atlas, estimators, experiment, models, results, sensitivity, training
 from memkit.data import Dataset
 from memkit.results import atomic_write
 
@@ -45,17 +45,6 @@ class Dynamics:
     early_epoch: int
 
 
-def factory(spec: dict[str, Any], input_shape: tuple[int, ...], n_classes: int) -> training.Factory:
-    """A model factory from a settings entry: ``{"arch": "mlp", "widths": [...]}`` or
-    ``{"arch": "cnn", "channels": [...], "hidden": H}``."""
-    options = {k: v for k, v in spec.items() if k != "arch"}
-    if spec["arch"] == "mlp":
-        return lambda: models.mlp(input_shape, options["widths"], n_classes)
-    if spec["arch"] == "cnn":
-        return lambda: models.cnn(input_shape, n_classes, **options)
-    raise ValueError(f"unknown arch {spec['arch']!r}; use 'mlp' or 'cnn'")
-
-
 def recipe(cfg: dict[str, Any], name: str) -> dict[str, Any]:
     """The settings for data set ``name``: ``cfg`` with its ``train`` entry (data-set name →
     training settings) resolved: ``train[name]``, else ``train[family]`` (``"cifar10"`` for
@@ -67,20 +56,12 @@ def recipe(cfg: dict[str, Any], name: str) -> dict[str, Any]:
     return {**{k: v for k, v in cfg.items() if k != "train"}, **table[key]}
 
 
-def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
-    """A Markdown table; floats with three decimals."""
-    cell = lambda v: f"{v:.3f}" if isinstance(v, (float, np.floating)) else str(v)  # noqa: E731
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-                      *["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]])
-
-
-def train_on_subsets(make: training.Factory, x: torch.Tensor, y: torch.Tensor, masks: torch.Tensor, *,
-                     epochs: int, batch_size: int, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
-                     seed: int = 0, device: str | torch.device | None = None, early_epoch: int = 1,
-                     n_grand: int | None = None) -> tuple[training.Ensemble, Dynamics]:
-    """Train S = ``len(masks)`` members as one batched ensemble, member s on the examples where
-    ``masks[s]`` is True (every row the same count M), for ``epochs`` epochs of plain SGD
-    (:meth:`memkit.training.Ensemble.sgd_step`), each member in the data order of its own seed.
+def train_on_subsets(make: training.Factory, x: torch.Tensor, y: torch.Tensor, masks: torch.Tensor,
+                     sgd: training.SGD, *, seed: int = 0, device: str | torch.device | None = None,
+                     early_epoch: int = 1, n_grand: int | None = None) -> tuple[training.Seeds, Dynamics]:
+    """Train S = ``len(masks)`` members with ``sgd`` (:func:`memkit.training.train_seeds`, batched),
+    member s on the examples where ``masks[s]`` is True (every row the same count M), each in the
+    data order of its own seed.
 
     After every epoch the members classify all N training examples (trained on or not); after
     ``early_epoch`` epochs their softmax outputs and the GraNd norms of the first ``n_grand``
@@ -89,43 +70,47 @@ def train_on_subsets(make: training.Factory, x: torch.Tensor, y: torch.Tensor, m
     counts = masks.sum(1)
     if not bool((counts == counts[0]).all()):
         raise ValueError("every member needs the same number of training examples (rows of masks with equal sums)")
-    if not 1 <= early_epoch <= epochs:
-        raise ValueError(f"early_epoch={early_epoch} must lie in 1..epochs={epochs}")
-    ens = training.Ensemble(make, len(masks), seed=seed, device=device)
-    x, y = x.to(ens.device), y.to(ens.device)
-    subsets = torch.stack([m.nonzero().flatten() for m in masks]).to(ens.device)  # (S, M)
-    orders = training.data_orders(subsets.shape[1], ens.seeds)
-    correct, p_true = [], []
-    for epoch in range(1, epochs + 1):
-        for idx in subsets.gather(1, next(orders).to(ens.device)).split(batch_size, dim=1):
-            ens.sgd_step(x[idx], y[idx], lr, momentum, weight_decay)
-        logp = ens.logits(x).log_softmax(-1)  # (S, N, K)
-        p_true.append(logp.gather(-1, y.expand(len(ens), -1)[..., None])[..., 0].exp().cpu())
-        correct.append((logp.argmax(-1) == y).cpu())
-        if epoch == early_epoch:
-            probs_early = logp.exp().cpu()
-            grand_early = atlas.grand(ens, x, y, range(n_grand or len(ens))).cpu()
-    return ens, Dynamics(masks, torch.stack(correct), torch.stack(p_true), probs_early, grand_early, early_epoch)
+    if not 1 <= early_epoch <= sgd.epochs:
+        raise ValueError(f"early_epoch={early_epoch} must lie in 1..epochs={sgd.epochs}")
+    correct, p_true, early = [], [], {}
+
+    def record(members: training.Seeds, step: training.Step) -> None:
+        if not step.end_of_epoch:
+            return
+        yd = y.to(members.device)
+        logp = members.logits(x).log_softmax(-1)  # (S, N, K)
+        p_true.append(logp.gather(-1, yd.expand(len(members), -1)[..., None])[..., 0].exp().cpu())
+        correct.append((logp.argmax(-1) == yd).cpu())
+        if step.epoch == early_epoch:
+            early["probs"] = logp.exp().cpu()
+            early["grand"] = atlas.grand(members.ensemble, x, y, range(n_grand or len(members))).cpu()
+
+    subsets = torch.stack([m.nonzero().flatten() for m in masks])  # (S, M)
+    seeds = training.train_seeds(make, x, y, sgd, n_seeds=len(masks), seed=seed, device=device, subsets=subsets,
+                                 callback=record, batched=True)
+    return seeds, Dynamics(masks, torch.stack(correct), torch.stack(p_true), early["probs"], early["grand"],
+                           early_epoch)
 
 
 def shallow_correct(x: torch.Tensor, y: torch.Tensor, kind: str = "svm", n_folds: int = 2, seed: int = 0,
                     **options: Any) -> torch.Tensor:
     """Notebook 06's M, held out: ``(N,)`` bool, whether a shallow model (``"svm"``/``"rf"``,
-    :func:`memkit.shallow.fit_shallow`) fitted on the other folds classifies each example right."""
+    :func:`memkit.estimators.fit_shallow`) fitted on the other folds classifies each example right."""
     fold = torch.from_numpy(np.random.default_rng(seed).permutation(len(x)) % n_folds)
     out = torch.zeros(len(x), dtype=torch.bool)
     for k in range(n_folds):
-        model = shallow.fit_shallow(kind, x[fold != k], y[fold != k], seed=seed, **options)
+        model = estimators.fit_shallow(kind, x[fold != k], y[fold != k], seed=seed, **options)
         out[fold == k] = model.correct(x[fold == k], y[fold == k])
     return out
 
 
-def critical(ens: training.Ensemble, x: torch.Tensor, search: dict[str, Any], n_members: int | None = None,
+def critical(seeds: training.Seeds, x: torch.Tensor, search: dict[str, Any], n_members: int | None = None,
              chunk: int = 256) -> torch.Tensor:
     """Notebook 04's criticality per member and example: ``(S', N)`` bool, whether the LASS search
     (:func:`memkit.adversarial.lass`, ``search`` from :func:`memkit.adversarial.lass_settings`)
     finds a differently classified point within the radius r of the example, for the first
     ``n_members`` members (all when None)."""
+    ens = seeds.ensemble
     n = n_members or len(ens)
     weights = {k: v[:n] for k, v in (ens.params | ens.buffers).items()}
     model = torch.vmap(lambda w, xs: functional_call(ens.base, w, (xs,)))
@@ -134,14 +119,11 @@ def critical(ens: training.Ensemble, x: torch.Tensor, search: dict[str, Any], n_
                       for xb in x.split(chunk)], 1)
 
 
-def final_losses(make: training.Factory, x: torch.Tensor, y: torch.Tensor, *, n_models: int, epochs: int,
-                 batch_size: int, lr: float, momentum: float = 0.0, seed: int = 0,
-                 device: str | torch.device | None = None) -> torch.Tensor:
+def final_losses(make: training.Factory, x: torch.Tensor, y: torch.Tensor, sgd: training.SGD, *, n_models: int,
+                 seed: int = 0, device: str | torch.device | None = None) -> torch.Tensor:
     """The mislabel baseline: ``(S_b, N)`` per-example cross-entropy of ``n_models`` single models,
-    each trained on the whole training set with :func:`memkit.training.fit` (seed ``seed + 1``)."""
-    ens = training.Ensemble(make, n_models, seed=seed + 1, device=device)
-    training.fit(ens, x, y, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum)
-    logits = ens.logits(x)
+    each trained with ``sgd`` on the whole training set (:func:`memkit.training.train_seeds`, seed ``seed + 1``)."""
+    logits = training.train_seeds(make, x, y, sgd, n_seeds=n_models, seed=seed + 1, device=device).logits(x)
     return F.cross_entropy(logits.flatten(0, 1), y.to(logits.device).repeat(n_models), reduction="none"
                            ).view(n_models, -1).cpu()
 
@@ -175,23 +157,25 @@ class Atlas:
 
 def measure(ds: Dataset, cfg: dict[str, Any], *, name: str, seed: int = 0, device: torch.device | None = None,
             published: np.ndarray | None = None) -> Atlas:
-    """All scores of one data set from the settings ``cfg``: ``model`` (see :func:`factory`),
+    """All scores of one data set from the settings ``cfg``: ``model`` (``arch`` and the options of
+    :func:`memkit.models.factory`),
     ``n_models`` (even), ``epochs``, ``batch_size``, ``lr``, ``momentum``, ``early_epoch``,
     ``n_grand`` (even), ``n_baseline``; optional parts (None or 0 to skip):
 
     - ``lass``: keyword arguments of :func:`memkit.adversarial.lass_settings`, the search run on
       the first ``n_critical`` members (all when None);
     - ``shallow``: ``"svm"``, ``"rf"``, or a dict of ``kind`` and the options of
-      :func:`memkit.shallow.fit_shallow`;
-    - ``sensitivity``: keyword arguments of :func:`memkit.sensitivity.measure`.
+      :func:`memkit.estimators.fit_shallow`;
+    - ``sensitivity``: keyword arguments of :func:`memkit.sensitivity.measure`, its ``sgd`` as a dict
+      of :class:`memkit.training.SGD`'s fields.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    make = factory(cfg["model"], ds.input_shape, ds.n_classes)
-    sgd = dict(batch_size=cfg["batch_size"], lr=cfg["lr"], momentum=cfg["momentum"])
+    make = models.factory(**cfg["model"], input_shape=ds.input_shape, n_classes=ds.n_classes)
+    sgd = training.SGD(lr=cfg["lr"], batch_size=cfg["batch_size"], epochs=cfg["epochs"], momentum=cfg["momentum"])
     masks = atlas.subset_masks(ds.n_train, cfg["n_models"], seed)
-    ens, dyn = train_on_subsets(make, ds.x_train, ds.y_train, masks, epochs=cfg["epochs"], seed=seed, device=device,
-                                early_epoch=cfg["early_epoch"], n_grand=cfg["n_grand"], **sgd)
+    members, dyn = train_on_subsets(make, ds.x_train, ds.y_train, masks, sgd, seed=seed, device=device,
+                                early_epoch=cfg["early_epoch"], n_grand=cfg["n_grand"])
     forgetting, never = atlas.forgetting_events(dyn.correct, masks)
     scores = {
         "error_1epoch": 1 - atlas.member_mean(dyn.correct[0], masks),
@@ -207,9 +191,9 @@ def measure(ds: Dataset, cfg: dict[str, Any], *, name: str, seed: int = 0, devic
     timings["subsets_s"] = time.perf_counter() - t0
     if cfg.get("lass"):
         t0 = time.perf_counter()
-        search = adversarial.lass_settings(ds.x_test.to(ens.device), **cfg["lass"])
-        n = cfg.get("n_critical") or len(ens)
-        scores["critical"] = atlas.member_mean(critical(ens, ds.x_train, search, n), masks[:n])
+        search = adversarial.lass_settings(ds.x_test.to(members.device), **cfg["lass"])
+        n = cfg.get("n_critical") or len(members)
+        scores["critical"] = atlas.member_mean(critical(members, ds.x_train, search, n), masks[:n])
         timings["critical_s"] = time.perf_counter() - t0
     if cfg.get("shallow"):
         t0 = time.perf_counter()
@@ -218,12 +202,13 @@ def measure(ds: Dataset, cfg: dict[str, Any], *, name: str, seed: int = 0, devic
         timings["shallow_s"] = time.perf_counter() - t0
     if cfg.get("sensitivity"):
         t0 = time.perf_counter()
-        run = sensitivity.measure(ds.x_train, ds.y_train, ds.n_classes, seed=seed, device=device, **cfg["sensitivity"])
+        options = {k: v for k, v in cfg["sensitivity"].items() if k != "sgd"}
+        sgd_g = training.SGD(**cfg["sensitivity"]["sgd"])
+        run = sensitivity.measure(ds.x_train, ds.y_train, ds.n_classes, sgd=sgd_g, seed=seed, device=device, **options)
         scores["loss_sensitivity"] = run.g.mean((0, 1))
         timings["sensitivity_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    base = final_losses(make, ds.x_train, ds.y_train, n_models=cfg["n_baseline"], epochs=cfg["epochs"], seed=seed,
-                        device=device, **sgd)
+    base = final_losses(make, ds.x_train, ds.y_train, sgd, n_models=cfg["n_baseline"], seed=seed, device=device)
     timings["baseline_s"] = time.perf_counter() - t0
     scores = {k: v.double().numpy() for k, v in scores.items()}
     return Atlas(name, ds, scores, base.numpy(), published, timings)
@@ -233,20 +218,22 @@ def measure(ds: Dataset, cfg: dict[str, Any], *, name: str, seed: int = 0, devic
 # The score table
 # ---------------------------------------------------------------------------------------------
 
-def score_table(a: Atlas, path: str | Path) -> tuple[Path, Path]:
+def score_table(a: Atlas, path: str | Path, extra: dict[str, np.ndarray] | None = None) -> tuple[Path, Path]:
     """Write the atlas as ``<path>.csv`` and ``<path>.npz``, one row per training example.
 
     Columns: ``index`` (position in the training split), ``label`` (the label trained on),
     ``label_clean`` (before corruption), ``class`` (its name), ``corrupted`` (0/1), then every
-    score. The npz holds the same columns as arrays (``class`` as strings) and ``classes``; both
-    load with numpy alone (:func:`load_table`).
+    score, then the ``extra`` columns (e.g. :func:`other_notebooks`). The npz holds the same
+    columns as arrays (``class`` as strings) and ``classes``; both load with numpy alone
+    (:func:`load_table`).
     """
     path = Path(path)
     n = a.data.n_train
     columns: dict[str, np.ndarray] = {
         "index": np.arange(n), "label": a.data.y_train.numpy(), "label_clean": a.data.y_clean.numpy(),
         "class": np.array([a.data.classes[k] for k in a.data.y_train.tolist()]),
-        "corrupted": a.corrupted.astype(int), **{k: np.asarray(v) for k, v in sorted(a.scores.items())}}
+        "corrupted": a.corrupted.astype(int), **{k: np.asarray(v) for k, v in sorted(a.scores.items())},
+        **{k: np.asarray(v) for k, v in (extra or {}).items()}}
     if a.published is not None:
         columns["cscore_published"] = np.asarray(a.published)
 
@@ -274,6 +261,48 @@ def load_table(path: str | Path) -> dict[str, np.ndarray]:
             out[name] = np.array(col, dtype=int if name in ("index", "label", "label_clean", "corrupted") else float)
         except ValueError:
             out[name] = np.array(col)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Arrays the notebooks 01-06 wrote (issue #14)
+# ---------------------------------------------------------------------------------------------
+
+NOTEBOOKS = ("01_easy_examples", "02_loss_sensitivity", "03_capacity_convergence", "04_critical_samples",
+             "06_shallow_first")
+
+
+def other_notebooks(dataset: str, split: str, n: int, profile: str,
+                    notebooks: tuple[str, ...] = NOTEBOOKS) -> dict[str, np.ndarray]:
+    """The per-example arrays that other notebooks saved (:meth:`memkit.experiment.Run.save_arrays`)
+    for ``dataset``'s ``split`` (``"train"``/``"test"``) in ``profile``, as ``(n,)`` float columns
+    named ``"<notebook>:<rest of the key>"`` (e.g. ``"03_capacity_convergence:real/first_fit_epoch"``).
+
+    Generic: an array of shape ``(..., n)`` (per seed and example) is averaged over its leading
+    axes; a group of arrays with an ``index`` array (e.g. notebook 04's ``(S, B)`` marks of the B
+    examples ``index``) is placed at those examples, NaN elsewhere. Arrays of another length (a
+    run at another size) and absent files are skipped with a printed note.
+    """
+    out: dict[str, np.ndarray] = {}
+    prefix = f"{dataset}/{split}/"
+    for nb in notebooks:
+        path = results.result_path(profile, nb, ".npz")
+        if not path.exists():
+            print(f"{nb}: no arrays at {path} (run notebook {nb[:2]} in the {profile} profile to add its columns)")
+            continue
+        arrays = {k.removeprefix(prefix): v for k, v in experiment.load_arrays(path).items() if k.startswith(prefix)}
+        for key, a in sorted(arrays.items()):
+            group, _, leaf = key.rpartition("/")
+            if leaf == "index" or a.dtype.kind not in "biuf":
+                continue
+            index = arrays.get(f"{group}/index" if group else "index")
+            target = np.arange(n) if index is None else np.asarray(index)
+            if a.ndim == 0 or a.shape[-1] != len(target) or (len(target) and target.max() >= n):
+                print(f"{nb}: {prefix}{key} has shape {a.shape}, not {n} examples of this run; skipped")
+                continue
+            col = np.full(n, np.nan)
+            col[target] = a.reshape(-1, a.shape[-1]).astype(float).mean(0)
+            out[f"{nb}:{key}"] = col
     return out
 
 

@@ -114,13 +114,12 @@ def test_train_on_subsets_member_equals_a_single_model_on_its_subset():
     x, y = torch.randn(24, 1, 2, 3), torch.randint(0, 3, (24,))
     masks = atlas.subset_masks(24, 2, seed=0)
     make = lambda: nn.Sequential(nn.Flatten(), nn.Linear(6, 3))  # noqa: E731
-    ens, dyn = atlas_run.train_on_subsets(make, x, y, masks, epochs=3, batch_size=5, lr=0.1, device="cpu",
-                                          early_epoch=2)
+    sgd = training.SGD(lr=0.1, batch_size=5, epochs=3)
+    ens, dyn = atlas_run.train_on_subsets(make, x, y, masks, sgd, device="cpu", early_epoch=2)
     assert dyn.correct.shape == dyn.p_true.shape == (3, 2, 24) and dyn.probs_early.shape == (2, 24, 3)
     assert dyn.grand_early.shape == (2, 24)
     sub = masks[1].nonzero().flatten()
-    single = training.train_single(make, x[sub], y[sub], seed=ens.seeds[1], epochs=3, batch_size=5, lr=0.1,
-                                   device="cpu")
+    single = training.train_single(make, x[sub], y[sub], sgd, seed=ens.seeds[1], device="cpu")
     torch.testing.assert_close(ens.member(1)(x), single(x), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(dyn.p_true[-1, 1], single(x).softmax(-1)[torch.arange(24), y].detach(),
                                rtol=1e-4, atol=1e-5)
@@ -185,6 +184,12 @@ def test_claims_hold_when_the_scores_share_a_difficulty():
     assert all(c.holds for c in claims), [str(c) for c in claims]
 
 
+def test_claims_are_asserted_only_on_the_named_data_sets():
+    claims = atlas.claims(_synthetic(shuffle=False, n=300), n_boot=20, asserted={"cifar10-subset"})
+    assert {c.id: c.asserted for c in claims} == {"cifar10-subset-scores-agree": True, "cifar10-subset-cscore": True,
+                                                  "digits-randY-20-flags-mislabeled": False}
+
+
 def test_every_claim_fails_on_shuffled_scores():
     claims = atlas.claims(_synthetic(shuffle=True), n_boot=100)
     assert len(claims) == 3 and not any(c.holds for c in claims), [str(c) for c in claims]
@@ -197,5 +202,27 @@ def test_critical_finds_the_points_near_a_linear_boundary():
         ens.params["bias"].zero_()
     x = torch.tensor([[-2.0], [-0.05], [0.05], [3.0]])
     search = dict(r=0.1, alpha=0.05, beta=0.0, n_iter=5)
-    out = atlas_run.critical(ens, x, search, n_members=1)
+    out = atlas_run.critical(training.Seeds(range(2), ens.seeds, ensemble=ens), x, search, n_members=1)
     assert out.tolist() == [[False, True, True, False]]
+
+
+def test_other_notebooks_joins_arrays_by_data_set_and_split(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MEMKIT_OUTPUT", str(tmp_path))
+    folder = tmp_path / "results" / "quick"
+    folder.mkdir(parents=True)
+    np.savez(folder / "03_capacity_convergence.npz", **{
+        "digits/train/real/first_fit_epoch": np.array([[1, 2, 3, 4], [3, 2, 1, 0]]),  # (S, N): mean over seeds
+        "digits/train/real/corrupted": np.array([False, True, False, True]),
+        "digits/test/real/first_fit_epoch": np.arange(3), "mnist/train/real/first_fit_epoch": np.arange(4),
+        "digits/train/randX100/first_fit_epoch": np.arange(7)})  # another size: skipped
+    np.savez(folder / "04_critical_samples.npz", **{
+        "digits/train/real/index": np.array([3, 0]), "digits/train/real/critical": np.array([[1, 0], [1, 1]])})
+    cols = atlas_run.other_notebooks("digits", "train", 4, "quick", ("03_capacity_convergence",
+                                                                    "04_critical_samples", "06_shallow_first"))
+    assert sorted(cols) == ["03_capacity_convergence:real/corrupted", "03_capacity_convergence:real/first_fit_epoch",
+                            "04_critical_samples:real/critical"]
+    assert cols["03_capacity_convergence:real/first_fit_epoch"].tolist() == [2, 2, 2, 2]
+    assert cols["03_capacity_convergence:real/corrupted"].tolist() == [0, 1, 0, 1]
+    np.testing.assert_array_equal(cols["04_critical_samples:real/critical"], [0.5, np.nan, np.nan, 1.0])
+    out = capsys.readouterr().out
+    assert "randX100/first_fit_epoch" in out and "06_shallow_first: no arrays" in out
