@@ -278,10 +278,12 @@ def other_notebooks(dataset: str, split: str, n: int, profile: str,
     for ``dataset``'s ``split`` (``"train"``/``"test"``) in ``profile``, as ``(n,)`` float columns
     named ``"<notebook>:<rest of the key>"`` (e.g. ``"03_capacity_convergence:real/first_fit_epoch"``).
 
-    Generic: an array of shape ``(..., n)`` (per seed and example) is averaged over its leading
-    axes; a group of arrays with an ``index`` array (e.g. notebook 04's ``(S, B)`` marks of the B
-    examples ``index``) is placed at those examples, NaN elsewhere. Arrays of another length (a
-    run at another size) and absent files are skipped with a printed note.
+    Generic: an array of shape ``(..., M)`` (per seed and example) is averaged over its leading
+    axes; its example i is example i here (:func:`memkit.data.load` keeps the first examples of a
+    split, so a run on fewer examples fills the first M rows, NaN after them, and a run on more,
+    e.g. at paper scale, gives its first n). A group of arrays with an ``index`` array (e.g.
+    notebook 04's ``(S, B)`` marks of the B examples ``index``) is placed at those examples.
+    Absent files, and arrays that match no example here, are skipped with a printed note.
     """
     out: dict[str, np.ndarray] = {}
     prefix = f"{dataset}/{split}/"
@@ -296,12 +298,13 @@ def other_notebooks(dataset: str, split: str, n: int, profile: str,
             if leaf == "index" or a.dtype.kind not in "biuf":
                 continue
             index = arrays.get(f"{group}/index" if group else "index")
-            target = np.arange(n) if index is None else np.asarray(index)
-            if a.ndim == 0 or a.shape[-1] != len(target) or (len(target) and target.max() >= n):
-                print(f"{nb}: {prefix}{key} has shape {a.shape}, not {n} examples of this run; skipped")
+            target = np.arange(a.shape[-1] if a.ndim else 0) if index is None else np.asarray(index)
+            keep = target < n
+            if a.ndim == 0 or a.shape[-1] != len(target) or not keep.any():
+                print(f"{nb}: {prefix}{key} (shape {a.shape}) matches none of this run's {n} examples; skipped")
                 continue
             col = np.full(n, np.nan)
-            col[target] = a.reshape(-1, a.shape[-1]).astype(float).mean(0)
+            col[target[keep]] = a.reshape(-1, a.shape[-1]).astype(float).mean(0)[keep]
             out[f"{nb}:{key}"] = col
     return out
 

@@ -214,15 +214,18 @@ def test_other_notebooks_joins_arrays_by_data_set_and_split(tmp_path, monkeypatc
         "digits/train/real/first_fit_epoch": np.array([[1, 2, 3, 4], [3, 2, 1, 0]]),  # (S, N): mean over seeds
         "digits/train/real/corrupted": np.array([False, True, False, True]),
         "digits/test/real/first_fit_epoch": np.arange(3), "mnist/train/real/first_fit_epoch": np.arange(4),
-        "digits/train/randX100/first_fit_epoch": np.arange(7)})  # another size: skipped
+        "digits/train/randX100/first_fit_epoch": np.arange(2),  # a run on the first 2 examples
+        "digits/train/randX100/rate": np.float64(0.5)})  # no examples: skipped
     np.savez(folder / "04_critical_samples.npz", **{
-        "digits/train/real/index": np.array([3, 0]), "digits/train/real/critical": np.array([[1, 0], [1, 1]])})
+        "digits/train/real/index": np.array([3, 0, 9]), "digits/train/real/critical": np.array([[1, 0, 1], [1, 1, 1]])})
     cols = atlas_run.other_notebooks("digits", "train", 4, "quick", ("03_capacity_convergence",
                                                                     "04_critical_samples", "06_shallow_first"))
-    assert sorted(cols) == ["03_capacity_convergence:real/corrupted", "03_capacity_convergence:real/first_fit_epoch",
+    assert sorted(cols) == ["03_capacity_convergence:randX100/first_fit_epoch",
+                            "03_capacity_convergence:real/corrupted", "03_capacity_convergence:real/first_fit_epoch",
                             "04_critical_samples:real/critical"]
+    np.testing.assert_array_equal(cols["03_capacity_convergence:randX100/first_fit_epoch"], [0, 1, np.nan, np.nan])
     assert cols["03_capacity_convergence:real/first_fit_epoch"].tolist() == [2, 2, 2, 2]
     assert cols["03_capacity_convergence:real/corrupted"].tolist() == [0, 1, 0, 1]
     np.testing.assert_array_equal(cols["04_critical_samples:real/critical"], [0.5, np.nan, np.nan, 1.0])
     out = capsys.readouterr().out
-    assert "randX100/first_fit_epoch" in out and "06_shallow_first: no arrays" in out
+    assert "randX100/rate" in out and "06_shallow_first: no arrays" in out
