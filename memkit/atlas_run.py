@@ -241,7 +241,7 @@ def score_table(a: Atlas, path: str | Path, extra: dict[str, np.ndarray] | None 
         with open(tmp, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(list(columns))
-            for row in zip(*columns.values()):
+            for row in zip(*columns.values(), strict=True):
                 w.writerow([f"{v:.6g}" if isinstance(v, (float, np.floating)) else v for v in row])
 
     csv_path = atomic_write(path.with_suffix(".csv"), write_csv)
@@ -333,7 +333,7 @@ def plot_correlations(ax: plt.Axes, corr: atlas.Correlations) -> None:
 def plot_distributions(axes: np.ndarray, a: Atlas, names: list[str]) -> None:
     """One histogram per score: the clean examples and the corrupted ones of a corrupted set."""
     bad = a.corrupted
-    for ax, name in zip(axes.flat, names):
+    for ax, name in zip(axes.flat, names, strict=False):
         v = a.scores[name]
         bins = np.histogram_bin_edges(v[np.isfinite(v)], bins=25)
         ax.hist(v[~bad], bins=bins, density=True, alpha=0.6, label="clean", color="#1f77b4")
