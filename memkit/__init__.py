@@ -21,6 +21,8 @@ One module per concern:
   random forest with out-of-bag early stopping (notebook 06).
 - :mod:`memkit.dissection` – gradient magnitude Ḡ, activation maximisation, the KL distance (notebook 07);
   :mod:`memkit.gan` – the DCGAN it searches through.
+- :mod:`memkit.atlas` – per-example memorization scores, their rank correlations and claims (notebook 08);
+  :mod:`memkit.atlas_run` measures them in one batched run and writes the score table.
 - :mod:`memkit.figures` and :mod:`memkit.results` – figures, result JSON and claims, written atomically.
 - :mod:`memkit.profiles` – the profiles and how a notebook's settings table and overrides are checked.
 - :mod:`memkit.experiment` – :class:`Run`, a notebook's run: settings, device, timers, arrays, models, claims.

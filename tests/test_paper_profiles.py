@@ -87,6 +87,31 @@ CUT_DOWN = {
             },
         },
     ),
+    "08_memorization_atlas": (
+        ["cifar10-subset"],
+        {
+            "n_train": 120,
+            "noise_datasets": ["cifar10-subset"],
+            "n_baseline": 1,
+            "n_boot": 10,
+            "lass": {"n_iter": 2},
+            "n_critical": 2,
+            "shallow": {"kind": "svm", "n_components": 50},
+            "train": {
+                "default": {
+                    "size": None,
+                    "model": {"arch": "cnn", "channels": [8, 8], "hidden": 16},
+                    "n_models": 4,
+                    "epochs": 2,
+                    "batch_size": 32,
+                    "lr": 0.01,
+                    "momentum": 0.9,
+                    "early_epoch": 1,
+                    "n_grand": 2,
+                }
+            },
+        },
+    ),
 }
 
 
