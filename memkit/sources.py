@@ -185,13 +185,18 @@ def _torchvision(cls_name: str, folder: str) -> Callable[[Path, bool], Raw]:
 
 
 def _cifar10_subset(root: Path, download: bool) -> Raw:
+    """CIFAR-10's training images 0..3999 and test images 0..999: from ``cifar10-subset/`` in the
+    data root (a fixed offline copy), else cut from the full CIFAR-10 (torchvision downloads it)."""
     path = root / "cifar10-subset" / "cifar10_subset.npz"
     if not path.exists():
-        raise DataUnavailableError(
-            f"the CIFAR-10 subset is not at {path}. It is a fixed file (cifar10_subset.npz, 4000 "
-            f"training and 1000 test images) that cannot be downloaded by memkit: point MEMKIT_DATA "
-            f"(or root=) at the folder that holds cifar10-subset/, or use dataset='cifar10'."
-        )
+        try:
+            x_tr, y_tr, x_te, y_te, classes = _torchvision("CIFAR10", "cifar-10-batches-py")(root, download)
+        except DataUnavailableError as err:
+            raise DataUnavailableError(
+                f"the CIFAR-10 subset is not at {path} (a fixed file, cifar10_subset.npz, 4000 training and "
+                f"1000 test images), and the full CIFAR-10 to cut it from is not there either: {err}"
+            ) from err
+        return x_tr[:4000], y_tr[:4000], x_te[:1000], y_te[:1000], classes
     try:
         with np.load(path) as d:
             x_tr, x_te = (d[k].astype(np.float32).transpose(0, 3, 1, 2) / 255.0 for k in ("x_train", "x_test"))

@@ -303,3 +303,22 @@ def test_a_failed_download_leaves_no_folders_or_partial_files(tmp_path, monkeypa
     with pytest.raises(data.DataUnavailableError):
         data.load("mnist", root=root)
     assert sorted(p.name for p in root.rglob("*")) == ["other"]
+
+
+def test_cifar10_subset_is_cut_from_full_cifar10_when_its_file_is_absent(tmp_path, monkeypatch):
+    """Without cifar10-subset/ the subset is CIFAR-10's first 4000 training and 1000 test images
+    (what torchvision downloads), so the quick profile of notebook 08 works online too."""
+    import torchvision.datasets as tvd
+
+    class FakeCIFAR10:
+        classes = [f"c{k}" for k in range(10)]
+
+        def __init__(self, root, train, download):
+            n = 4100 if train else 1100
+            self.data = np.arange(n, dtype=np.uint8)[:, None, None, None].repeat(32, 1).repeat(32, 2).repeat(3, 3)
+            self.targets = list(np.arange(n) % 10)
+
+    monkeypatch.setattr(tvd, "CIFAR10", FakeCIFAR10)
+    ds = data.load("cifar10-subset", root=tmp_path, standardized=False)
+    assert (ds.n_train, len(ds.x_test)) == (4000, 1000)
+    assert ds.x_train[3999, 0, 0, 0] == pytest.approx(3999 % 256 / 255) and int(ds.y_test[999]) == 9
