@@ -91,7 +91,7 @@ class _Noise(nn.Module):
             raise ValueError(f"{name}={rate} must lie in [0, {high:g}); 0 disables the layer")
         self.register_buffer("rate", torch.tensor(float(rate)))
         self.register_buffer("key", torch.randint(-(2**63), 2**63 - 1, (), dtype=torch.int64))
-        self.step = 0
+        self.step: int = 0
 
     def extra_repr(self) -> str:
         return "rate=?" if self.rate.device.type == "meta" else f"rate={float(self.rate):g}"

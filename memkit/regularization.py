@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import matplotlib.pyplot as plt
+from matplotlib.colors import ListedColormap
 import numpy as np
 import torch
 
@@ -39,7 +40,8 @@ REGULARIZERS = (
     "adversarial_dropout",
 )
 NOISE = ("dropout", "input_dropout", "input_noise", "hidden_noise")
-COLORS = dict(zip(["none", *REGULARIZERS], ["k", *plt.get_cmap("tab10").colors[: len(REGULARIZERS)]]))
+_TAB10 = cast(Sequence[tuple[float, float, float]], cast(ListedColormap, plt.get_cmap("tab10")).colors)
+COLORS = dict(zip(["none", *REGULARIZERS], ["k", *_TAB10[: len(REGULARIZERS)]], strict=True))
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,9 @@ def adversarial_hook(fractions: torch.Tensor, search: dict[str, Any], seed: int)
     critical samples it finds in their place, with their labels. ``fractions``: ``(S,)`` f per member.
     LASS draws its noise from a generator seeded with ``seed`` + the step, so training is deterministic."""
 
-    def hook(seeds: training.Seeds, step: training.Step, xb: torch.Tensor, yb: torch.Tensor):
+    def hook(
+        seeds: training.Seeds, step: training.Step, xb: torch.Tensor, yb: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         n = torch.round(fractions[seeds.members] * xb.shape[1]).long().to(xb.device)
         if (k := int(n.max())) == 0:
             return xb, yb
@@ -263,7 +267,7 @@ def train(
             device=device,
             callback=record,
             data_index=index,
-            hook=adversarial_hook(fractions, search, seed) if adv else None,
+            hook=adversarial_hook(fractions, search, seed) if adv and search is not None else None,  # checked above
             progress=progress,
             desc=f"{stack.name}: {settings[group[-1]].regularizer}",
         )
@@ -298,7 +302,7 @@ def time_to(curves: Curves, kind: Kind, target: float) -> TimeToFit:
     runs that never reach it are censored at the budget (the last epoch)."""
     reached = curves.train_acc[:, _pick(curves, kind)] >= target
     first = np.where(reached.any(-1), curves.epochs[np.argmax(reached, -1)], curves.epochs[-1])
-    return TimeToFit(first, reached.any(-1), int(curves.epochs[-1]))
+    return TimeToFit(first, np.asarray(reached.any(-1)), int(curves.epochs[-1]))
 
 
 def effectiveness(curves: Curves, k: float) -> np.ndarray:

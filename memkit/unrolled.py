@@ -167,8 +167,10 @@ def input_gradients(
         g = grad(lambda q: losses(q, b, xb, yb).mean())(p)
         return {k: p[k] - lr * g[k] for k in p}
 
-    def update_vjp(p: Params, b: Params, xb: torch.Tensor, yb: torch.Tensor, cot: Params):
-        _, pull = vjp(lambda q, xq: update(q, b, xq, yb), p, xb)
+    def update_vjp(
+        p: Params, b: Params, xb: torch.Tensor, yb: torch.Tensor, cot: Params
+    ) -> tuple[Params, torch.Tensor]:
+        pull = vjp(lambda q, xq: update(q, b, xq, yb), p, xb)[1]  # vjp without has_aux: (output, pullback)
         return torch.vmap(pull)(cot)  # (dθ_{s−1}: (M, *shape), dx_B: (M, B, *input_shape))
 
     direct = torch.vmap(jacrev(components, argnums=(0, 2)), in_dims=(0, 0, None))
