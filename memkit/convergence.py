@@ -33,7 +33,8 @@ from memkit.training import SGD
 
 FIGURE = "Arpit et al. 2017 Fig. 6 (poster Fig. 2)"
 Interval = tuple[np.ndarray, np.ndarray]
-# A numpy index of the leading axes of a TimeToFit's arrays: an integer, a slice, a list or array of indices, or a tuple of them.
+# A numpy index of the leading axes of a TimeToFit's arrays: an integer, a slice, a list or array of
+# indices, or a tuple of them.
 Index = int | slice | list[int] | np.ndarray | tuple[int | slice | list[int] | np.ndarray, ...]
 
 
@@ -183,7 +184,8 @@ def convergence_sweep(
             if log:
                 lo, hi = t.median()
                 medians = ", ".join(
-                    f"{k.label} {m:.0f}" if np.isfinite(h) else f"{k.label} ≥{m:.0f}" for k, m, h in zip(kinds, lo, hi)
+                    f"{k.label} {m:.0f}" if np.isfinite(h) else f"{k.label} ≥{m:.0f}"
+                    for k, m, h in zip(kinds, lo, hi, strict=True)
                 )
                 log(
                     f"{name}: N={n} width {w}: median T {medians} epochs; {int(t.n_censored.sum())} of "

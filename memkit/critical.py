@@ -489,7 +489,7 @@ def plot_csr_by_radius(
     per kind (``by_radius[kind]``: ``(S, R)``); ``marks``: radii to draw as labelled vertical lines."""
     for kind, v in by_radius.items():
         band(ax, radii, v, kind.color, kind.label, marker="o", ms=3)
-    for (label, r), ls in zip(marks.items(), ("--", ":", "-.")):
+    for (label, r), ls in zip(marks.items(), ("--", ":", "-."), strict=False):  # up to three marks
         ax.axvline(r, color="k", ls=ls, lw=1, label=f"{label}: r = {r:g}")
     ax.set(
         xscale="log",

@@ -65,7 +65,7 @@ class Ensemble:
         self.factories = factories or [cast(Factory, factory)] * n_models
         self.device = pick_device(device)
         self.seeds = member_seeds(seed, n_models)
-        models = [init_model(f, s) for f, s in zip(self.factories, self.seeds)]
+        models = [init_model(f, s) for f, s in zip(self.factories, self.seeds, strict=True)]
         try:
             params, buffers = stack_module_state(models)
         except RuntimeError as err:
@@ -180,7 +180,7 @@ class Ensemble:
                 torch._foreach_add_(bufs, grads)
             else:
                 bufs = [g.clone() for g in grads]
-                velocity.update(zip(names, bufs))
+                velocity.update(zip(names, bufs, strict=True))
             grads = bufs
         if not bool(self.active.all()):
             grads = list(torch._foreach_mul(grads, per_member(self.active.to(params[0].dtype))))
@@ -333,7 +333,7 @@ def fit(
             for b, idx in enumerate(order.split(sgd.batch_size, dim=1)):
                 xb, yb = (x[idx], y[idx]) if rows is None else (x[rows, idx], y[rows, idx])
                 if gens:
-                    xb = torch.stack([augment_batch(xi, g) for xi, g in zip(xb, gens)])
+                    xb = torch.stack([augment_batch(xi, g) for xi, g in zip(xb, gens, strict=True)])
                 if hook:
                     xb, yb = hook(ens, Step(state.step, state.epoch, False, idx), xb, yb)
                 lr = _per_member(sgd.lr, sgd.lr_factor(state.step, total, per_epoch), ens.device)

@@ -20,9 +20,9 @@ from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import matplotlib.pyplot as plt
-from matplotlib.colors import ListedColormap
 import numpy as np
 import torch
+from matplotlib.colors import ListedColormap
 
 from memkit import adversarial, figures, models, training
 from memkit.convergence import TimeToFit
@@ -318,7 +318,10 @@ def slowdown_ratio(curves: Curves, g: int, noise_target: float, real_target: flo
     the budget in the numerator's T_noise(g), infinity elsewhere (the ratio falls to 0)."""
     g0 = curves.at("none")[0]
     tn, tr = time_to(curves, RANDY, noise_target), time_to(curves, REAL, real_target)
-    inf = lambda t, i: np.where(t.converged[i], t.epochs[i], np.inf)
+
+    def inf(t: TimeToFit, i: int) -> np.ndarray:
+        return np.where(t.converged[i], t.epochs[i], np.inf)
+
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = (tn.epochs[g] / inf(tn, g0)) / (inf(tr, g) / tr.epochs[g0])
     return np.nan_to_num(ratio, nan=0.0)
@@ -423,7 +426,10 @@ def time_rows(curves: Curves, noise_target: float, real_target: float) -> tuple[
     ``real_target`` on real labels ("≥" when censoring hides the median), and the censored runs."""
     tn, tr = time_to(curves, RANDY, noise_target), time_to(curves, REAL, real_target)
     (nlo, nhi), (rlo, rhi) = tn.median(), tr.median()
-    cell = lambda lo, hi: f"{lo:.3g}" if np.isfinite(hi) else f"≥{lo:.3g}"
+
+    def cell(lo: float, hi: float) -> str:
+        return f"{lo:.3g}" if np.isfinite(hi) else f"≥{lo:.3g}"
+
     return (
         [
             "setting",
@@ -534,7 +540,7 @@ def plot_mixed(ax: plt.Axes, curves: Curves, kind: Kind) -> None:
 def plot_fig11(axes: Sequence[plt.Axes], curves: Curves, chosen: Mapping[str, float]) -> None:
     """Fig. 11: training accuracy over epochs on randY (``axes[0]``) and real labels (``axes[1]``), no
     regularization and each regularizer at its chosen strength: mean line and seed band."""
-    for ax, kind in zip(axes, (RANDY, REAL)):
+    for ax, kind in zip(axes, (RANDY, REAL), strict=True):
         d = _pick(curves, kind)
         for r in ["none", *_regularizers(curves)]:
             g = curves.at(r, chosen.get(r))[0]
