@@ -59,7 +59,7 @@ def main() -> None:
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for path in ("fast", "vmap"):
         pts = [(r["members"], r["seconds"]) for r in rows if r["path"] == path]
-        ax.loglog(*zip(*pts), "o-", label=f"{path} path")
+        ax.loglog(*zip(*pts, strict=True), "o-", label=f"{path} path")
     s_max = max(args.sizes)
     ax.loglog(
         [1, s_max],

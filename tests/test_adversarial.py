@@ -83,7 +83,7 @@ def test_linear_distance_is_the_smallest_flip_along_the_corners():
         assert bool(changed.all()) == flips and bool(changed.any()) == flips
 
 
-@pytest.mark.parametrize("k,d", [(2, 20), (10, 30)])
+@pytest.mark.parametrize(("k", "d"), [(2, 20), (10, 30)])
 def test_lass_finds_nearly_all_points_within_r_of_a_linear_boundary(k, d):
     lin, x = trained_linear(k, d)
     dist = exact_distance(lin, x)
@@ -211,7 +211,7 @@ def test_lass_settings_convert_pixel_units():
 )
 def test_bad_parameters_are_rejected(bad):
     kw = dict(r=0.1, alpha=0.1, beta=0.1, n_iter=3) | bad
-    with pytest.raises(ValueError, match="LASS|n_iter"):
+    with pytest.raises(ValueError, match=r"LASS|n_iter"):
         A.lass(nn.Linear(2, 2), torch.zeros(4, 2), **kw)
 
 

@@ -150,7 +150,7 @@ def test_members_scored_on_their_own_data_sets_and_steps_carry_their_batch(digit
 
 
 def _max_diff(a: torch.nn.Module, b: torch.nn.Module) -> float:
-    return max((p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters()))
+    return max((p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters(), strict=True))
 
 
 @pytest.mark.parametrize(
@@ -202,7 +202,7 @@ def test_needs_loop_for_batch_norm_but_not_for_noise_layers():
     plain = models.mlp((4,), [8], 2)
     torch.manual_seed(0)
     same = models.mlp((4,), [8], 2, dropout=0.0)
-    assert all(torch.equal(p, q) for p, q in zip(plain.parameters(), same.parameters()))
+    assert all(torch.equal(p, q) for p, q in zip(plain.parameters(), same.parameters(), strict=True))
 
 
 def test_per_member_lr_and_weight_decay_equal_torch_sgd(digits):
@@ -316,7 +316,7 @@ def test_train_seeds_returns_the_same_type_both_ways(digits):
     assert runs[0].accuracy(digits.x_test, digits.y_test).shape == (2,) and runs[0].seeds == runs[1].seeds
     xs = digits.x_test[:5].expand(2, -1, -1, -1, -1)
     assert torch.allclose(runs[0].forward(xs), runs[1].forward(xs), atol=1e-5)
-    for a, b in zip(*(r.state_dicts() for r in runs)):
+    for a, b in zip(*(r.state_dicts() for r in runs), strict=True):
         assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
     n_steps = training.steps_per_epoch(len(digits.x_train), 64) + 1
     assert views == [(0, 1)] * n_steps + [(0,)] * n_steps + [(1,)] * n_steps
@@ -372,14 +372,14 @@ def test_subsets_in_both_paths_train_each_member_on_its_own_examples(digits):
     for path in seen:
         assert [s == set(subsets[i].tolist()) for i, s in enumerate(path)] == [True] * 3
     for i in range(3):
-        for a, b in zip(runs[0].member(i).parameters(), runs[1].member(i).parameters()):
+        for a, b in zip(runs[0].member(i).parameters(), runs[1].member(i).parameters(), strict=True):
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
-    with pytest.raises(ValueError, match="every entry in 0..119"):
+    with pytest.raises(ValueError, match=r"every entry in 0\.\.119"):
         training.train_seeds(factory, x, y, training.SGD(lr=0.1, batch_size=16), n_seeds=3, subsets=subsets + 100)
 
 
 @pytest.mark.parametrize(
-    "bad, message",
+    ("bad", "message"),
     [
         (dict(lr=0.0), "lr=0.0: every value must be > 0"),
         (dict(lr=(0.1, -1.0)), "one per member"),
