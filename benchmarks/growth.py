@@ -40,7 +40,10 @@ def main() -> None:
     device = pick_device(args.device)
     ds = data.load("digits", n_train=args.examples)
     x, y = ds.x_train.to(device), ds.y_train.to(device)
-    factory = lambda: models.mlp(ds.input_shape, [128], ds.n_classes)  # noqa: E731
+
+    def factory():
+        return models.mlp(ds.input_shape, [128], ds.n_classes)
+
     sgd = training.SGD(lr=0.05, batch_size=args.batch_size)
     steps = training.steps_per_epoch(len(x), args.batch_size)
     flop = steps * mlp_step_flop([ds.in_features, 128, ds.n_classes], args.batch_size)

@@ -248,7 +248,10 @@ def paper_cnn(input_shape: Sequence[int], n_classes: int, channels: int = 200) -
         nn.MaxPool2d(3),
         nn.Flatten(),
     )
-    side = lambda s: ((s - 4 - 4) // 3 - 4) // 3  # noqa: E731 - crop, conv, pool, conv, pool
+
+    def side(s: int) -> int:  # crop, conv, pool, conv, pool
+        return ((s - 4 - 4) // 3 - 4) // 3
+
     n_features = channels * side(input_shape[1]) * side(input_shape[2])
     return nn.Sequential(
         features,

@@ -153,7 +153,10 @@ def test_deterministic_with_a_seeded_generator():
     torch.manual_seed(1)
     model = models.mlp((5,), [32], 3)
     x = torch.randn(100, 5)
-    run = lambda s: search(model, x, 0.3, generator=torch.Generator().manual_seed(s))  # noqa: E731
+
+    def run(s):
+        return search(model, x, 0.3, generator=torch.Generator().manual_seed(s))
+
     assert torch.equal(run(0).x_adv, run(0).x_adv)
     assert torch.equal(search(model, x, 0.3).x_adv, run(0).x_adv)  # default: seed 0
     assert not torch.equal(run(0).x_adv, run(1).x_adv)
