@@ -8,6 +8,7 @@ Thread count: :func:`pick_threads` sets torch's threads from the number of idle 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import platform
@@ -96,7 +97,7 @@ def machine(device: torch.device) -> str:
 def mlp_step_flop(sizes: list[int], batch: int) -> float:
     """FLOP of one SGD step of one MLP with layer sizes ``sizes`` on ``batch`` examples: forward
     2·B·Σ in·out, backward twice that (the first layer's input gradient not needed: ignored)."""
-    return 6 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return 6 * batch * sum(a * b for a, b in itertools.pairwise(sizes))
 
 
 def report(

@@ -49,7 +49,10 @@ def main() -> None:
     device = pick_device(args.device)
     ds = data.load("digits", n_train=args.examples)
     x, y = ds.x_train.to(device), ds.y_train.to(device)
-    factory = lambda: models.cnn(ds.input_shape, ds.n_classes, channels=args.channels, hidden=args.hidden)  # noqa: E731
+
+    def factory():
+        return models.cnn(ds.input_shape, ds.n_classes, channels=args.channels, hidden=args.hidden)
+
     sgd = training.SGD(lr=0.05, batch_size=args.batch_size, momentum=0.9)
     steps = training.steps_per_epoch(len(x), args.batch_size)
     gflop = args.models * steps * step_flop(factory, x[: args.batch_size], y[: args.batch_size]) / 1e9

@@ -51,7 +51,10 @@ def main() -> None:
     device = pick_device(args.device)
     ds = data.load(args.data, n_train=args.examples)
     x, y = ds.x_train.to(device), ds.y_train.to(device)
-    factory = lambda: models.mlp(ds.input_shape, args.widths, ds.n_classes)  # noqa: E731
+
+    def factory():
+        return models.mlp(ds.input_shape, args.widths, ds.n_classes)
+
     sgd = training.SGD(lr=args.lr, batch_size=args.batch_size)
 
     def train(batched: bool) -> torch.Tensor:

@@ -40,7 +40,10 @@ def main() -> None:
     device = pick_device(args.device)
     ds = data.load("digits", n_train=args.examples)
     x, y = ds.x_train.to(device), ds.y_train.to(device)
-    factory = lambda: models.mlp(ds.input_shape, [128], ds.n_classes)  # noqa: E731
+
+    def factory():
+        return models.mlp(ds.input_shape, [128], ds.n_classes)
+
     sgd = training.SGD(lr=0.05, batch_size=args.batch_size)
     steps = training.steps_per_epoch(len(x), args.batch_size)
     flop = steps * mlp_step_flop([ds.in_features, 128, ds.n_classes], args.batch_size)
@@ -59,7 +62,7 @@ def main() -> None:
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for path in ("fast", "vmap"):
         pts = [(r["members"], r["seconds"]) for r in rows if r["path"] == path]
-        ax.loglog(*zip(*pts), "o-", label=f"{path} path")
+        ax.loglog(*zip(*pts, strict=True), "o-", label=f"{path} path")
     s_max = max(args.sizes)
     ax.loglog(
         [1, s_max],

@@ -36,7 +36,10 @@ def main() -> None:
     info = warn_if_busy()
     device = pick_device(args.device)
     ds = data.load("digits", n_train=300)
-    factory = lambda: models.mlp(ds.input_shape, args.widths, ds.n_classes)  # noqa: E731
+
+    def factory():
+        return models.mlp(ds.input_shape, args.widths, ds.n_classes)
+
     sgd = training.SGD(lr=0.05, batch_size=32)
     trained = {
         b: training.train_seeds(factory, ds.x_train, ds.y_train, sgd, n_seeds=args.models, device=device, batched=b)

@@ -44,7 +44,10 @@ def main() -> None:
     device = pick_device(args.device)
     ds = data.load(args.data, n_train=args.examples)
     x, y = ds.x_train.to(device), ds.y_train.to(device)
-    factory = lambda: models.mlp(ds.input_shape, args.widths, ds.n_classes)  # noqa: E731
+
+    def factory():
+        return models.mlp(ds.input_shape, args.widths, ds.n_classes)
+
     sgd = training.SGD(lr=0.05, batch_size=args.batch_size)
     sizes = [ds.in_features, *args.widths, ds.n_classes]
     steps = training.steps_per_epoch(len(x), args.batch_size)

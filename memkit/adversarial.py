@@ -192,7 +192,7 @@ def lass_settings(
     r: float = PAPER_LASS["r"],
     alpha: float | None = None,
     beta: float | None = None,
-    n_iter: int = PAPER_LASS["n_iter"],
+    n_iter: int = int(PAPER_LASS["n_iter"]),
     scale: float = 255.0,
 ) -> dict[str, Any]:
     """LASS parameters given on a 0–``scale`` pixel scale, in the standardised units of the data.

@@ -350,8 +350,23 @@ def measure(
     sets = [load(name, kind=k, **options) for k in kinds]
     if not sets or sets[0].kind != REAL:
         raise ValueError(f"kinds {[str(k) for k in kinds]}: put real data first (data.kinds does)")
-    run = {"depth": depth, "n_seeds": n_seeds, "seed": seed, "device": device, "log": log, "progress": progress}
-    acc = reported_accuracy(capacity_sweep(stack(sets), widths, sgd, epochs=epochs, **run), epoch)
+
+    def run(s: Stack, n_epochs: int) -> torch.Tensor:
+        curves = capacity_sweep(
+            s,
+            widths,
+            sgd,
+            epochs=n_epochs,
+            depth=depth,
+            n_seeds=n_seeds,
+            seed=seed,
+            device=device,
+            log=log,
+            progress=progress,
+        )
+        return reported_accuracy(curves, epoch)
+
+    acc = run(stack(sets), epochs)
     noisy, control = {d.p: d for d in sets if d.corruption}, []
     if not set(controls) <= set(noisy):
         raise ValueError(f"controls {list(controls)}: each must be a noise level of kinds ({sorted(noisy)})")
@@ -359,7 +374,7 @@ def measure(
         clean = clean_subset(sets[0], noisy[p])
         steps = epochs * training.steps_per_epoch(sets[0].n_train, sgd.batch_size)
         n_epochs = round(steps / training.steps_per_epoch(clean.n_train, sgd.batch_size))
-        control.append(reported_accuracy(capacity_sweep(stack([clean]), widths, sgd, epochs=n_epochs, **run), epoch))
+        control.append(run(stack([clean]), n_epochs))
     return Capacity(
         tuple(widths),
         tuple(kinds),

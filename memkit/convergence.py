@@ -33,6 +33,9 @@ from memkit.training import SGD
 
 FIGURE = "Arpit et al. 2017 Fig. 6 (poster Fig. 2)"
 Interval = tuple[np.ndarray, np.ndarray]
+# A numpy index of the leading axes of a TimeToFit's arrays: an integer, a slice, a list or array of
+# indices, or a tuple of them.
+Index = int | slice | list[int] | np.ndarray | tuple[int | slice | list[int] | np.ndarray, ...]
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ class TimeToFit:
     budget: int
     first_fit: np.ndarray | None = None
 
-    def __getitem__(self, index: object) -> TimeToFit:
+    def __getitem__(self, index: Index) -> TimeToFit:
         """The settings at ``index`` of the leading axes (numpy indexing), without :attr:`first_fit`."""
         return TimeToFit(self.epochs[index], self.converged[index], self.budget)
 
@@ -121,7 +124,7 @@ def epochs_to_fit(
             fits = right.all(1) & ~done[rows]
             epochs[rows[fits]] = step.epoch
             done[rows] |= fits
-            if models.batched:
+            if models.ensemble is not None:  # batched
                 models.ensemble.active &= ~done.to(models.device)
         return bool(done[rows].all())
 
@@ -181,7 +184,8 @@ def convergence_sweep(
             if log:
                 lo, hi = t.median()
                 medians = ", ".join(
-                    f"{k.label} {m:.0f}" if np.isfinite(h) else f"{k.label} ≥{m:.0f}" for k, m, h in zip(kinds, lo, hi)
+                    f"{k.label} {m:.0f}" if np.isfinite(h) else f"{k.label} ≥{m:.0f}"
+                    for k, m, h in zip(kinds, lo, hi, strict=True)
                 )
                 log(
                     f"{name}: N={n} width {w}: median T {medians} epochs; {int(t.n_censored.sum())} of "
@@ -189,7 +193,12 @@ def convergence_sweep(
                 )
     bar.close()
     grid = TimeToFit.stack([TimeToFit.stack([runs[w, n] for n in sizes]) for w in widths])
-    return grid, np.stack([runs[w, max(sizes)].first_fit for w in widths])
+    first_fit: list[np.ndarray] = []
+    for w in widths:
+        f = runs[w, max(sizes)].first_fit
+        assert f is not None  # fit_times records every example's first fit
+        first_fit.append(f)
+    return grid, np.stack(first_fit)
 
 
 def divide(a: Interval, b: Interval) -> Interval:

@@ -186,10 +186,14 @@ def csr_through_training(
         progress=progress,
         desc=desc,
     )
-    per_view = [[np.stack(q, axis=-1) for q in zip(*r)] for r in rows.values()]  # each (S', T) per quantity
+    per_view = [[np.stack(q, axis=-1) for q in zip(*r, strict=True)] for r in rows.values()]  # each (S', T)
+    train_acc, val_acc, noisy_acc, csr = (np.concatenate(q) for q in zip(*per_view, strict=True))
     return CSRCurves(
         np.array(checkpoints),
-        *(np.concatenate(q) for q in zip(*per_view)),
+        train_acc,
+        val_acc,
+        noisy_acc,
+        csr,
         critical=np.concatenate(list(last.values())),
         batched=trained.batched,
         models=trained,
@@ -485,7 +489,7 @@ def plot_csr_by_radius(
     per kind (``by_radius[kind]``: ``(S, R)``); ``marks``: radii to draw as labelled vertical lines."""
     for kind, v in by_radius.items():
         band(ax, radii, v, kind.color, kind.label, marker="o", ms=3)
-    for (label, r), ls in zip(marks.items(), ("--", ":", "-.")):
+    for (label, r), ls in zip(marks.items(), ("--", ":", "-."), strict=False):  # up to three marks
         ax.axvline(r, color="k", ls=ls, lw=1, label=f"{label}: r = {r:g}")
     ax.set(
         xscale="log",

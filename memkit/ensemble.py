@@ -65,7 +65,7 @@ class Ensemble:
         self.factories = factories or [cast(Factory, factory)] * n_models
         self.device = pick_device(device)
         self.seeds = member_seeds(seed, n_models)
-        models = [init_model(f, s) for f, s in zip(self.factories, self.seeds)]
+        models = [init_model(f, s) for f, s in zip(self.factories, self.seeds, strict=True)]
         try:
             params, buffers = stack_module_state(models)
         except RuntimeError as err:
@@ -109,13 +109,10 @@ class Ensemble:
     @torch.no_grad()
     def logits(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
         """Logits ``(S, N, K)`` of every member on the same inputs ``x`` ``(N, *input_shape)``."""
-        call = torch.vmap(self._call, in_dims=(0, 0, None))
-        if self.fast_path and self._fast is not None:
-
-            def call(p: dict, b: dict, xb: torch.Tensor) -> torch.Tensor:
-                return self.forward(xb.expand(len(self), *xb.shape))
-
         x = x.to(self.device)
+        if self.fast_path and self._fast is not None:
+            return torch.cat([self.forward(xb.expand(len(self), *xb.shape)) for xb in x.split(batch_size)], dim=1)
+        call = torch.vmap(self._call, in_dims=(0, 0, None))
         return torch.cat([call(self.params, self.buffers, xb) for xb in x.split(batch_size)], dim=1)
 
     def predict(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
@@ -183,10 +180,10 @@ class Ensemble:
                 torch._foreach_add_(bufs, grads)
             else:
                 bufs = [g.clone() for g in grads]
-                velocity.update(zip(names, bufs))
+                velocity.update(zip(names, bufs, strict=True))
             grads = bufs
         if not bool(self.active.all()):
-            grads = torch._foreach_mul(grads, per_member(self.active.to(params[0].dtype)))
+            grads = list(torch._foreach_mul(grads, per_member(self.active.to(params[0].dtype))))
         if isinstance(lr, torch.Tensor):
             torch._foreach_sub_(params, torch._foreach_mul(grads, per_member(lr)))
         else:
@@ -336,7 +333,7 @@ def fit(
             for b, idx in enumerate(order.split(sgd.batch_size, dim=1)):
                 xb, yb = (x[idx], y[idx]) if rows is None else (x[rows, idx], y[rows, idx])
                 if gens:
-                    xb = torch.stack([augment_batch(xi, g) for xi, g in zip(xb, gens)])
+                    xb = torch.stack([augment_batch(xi, g) for xi, g in zip(xb, gens, strict=True)])
                 if hook:
                     xb, yb = hook(ens, Step(state.step, state.epoch, False, idx), xb, yb)
                 lr = _per_member(sgd.lr, sgd.lr_factor(state.step, total, per_epoch), ens.device)
@@ -374,7 +371,7 @@ def mlp_plan(base: nn.Module) -> list[tuple[str, str]] | None:
     an ``nn.Sequential`` of Flatten (default dims), Linear, ReLU and memkit's noise layers only."""
     if type(base) is not nn.Sequential or not len(base):
         return None
-    plan = []
+    plan: list[tuple[str, str]] = []
     for name, m in base.named_children():
         if type(m) not in _FAST_MODULES or (type(m) is nn.Flatten and (m.start_dim, m.end_dim) != (1, -1)):
             return None
@@ -410,7 +407,7 @@ class _FastMLP:
 
     def __init__(self, plan: list[tuple[str, str]], base: nn.Module) -> None:
         self.plan, self.base = plan, base
-        self.modules = dict(base.named_children())
+        self.noise = {n: m for n, m in base.named_children() if isinstance(m, (Dropout, GaussianNoise))}
 
     def forward(
         self, params: dict, buffers: dict, xs: torch.Tensor, *, train: bool, keep: list | None = None
@@ -433,7 +430,7 @@ class _FastMLP:
                     keep.append(h)
             elif train:
                 rate = buffers[f"{name}.rate"].view(-1, *[1] * (h.ndim - 1))
-                bits = _noise_bits(buffers[f"{name}.key"], self.modules[name].step, h)
+                bits = _noise_bits(buffers[f"{name}.key"], self.noise[name].step, h)
                 if kind == "dropout":
                     kept = uniform(bits) >= rate
                     if keep is not None:

@@ -99,9 +99,9 @@ def gallery(x: torch.Tensor, titles: list[str], rows: list[str], ncols: int) -> 
     """A grid of examples: ``len(rows)`` rows of ``ncols`` inputs from ``x`` (row-major), each
     titled, each row labelled with ``rows[i]``."""
     fig, axes = plt.subplots(len(rows), ncols, figsize=(1.3 * ncols, 1.6 * len(rows)), squeeze=False)
-    for i, (ax, xi, t) in enumerate(zip(axes.flat, x, titles)):
+    for ax, xi, t in zip(axes.flat, x, titles, strict=False):  # the last row may be short
         show_example(ax, xi.cpu(), t)
-    for ax, label in zip(axes[:, 0], rows):
+    for ax, label in zip(axes[:, 0], rows, strict=True):
         ax.set_ylabel(label, fontsize=9)
     fig.tight_layout()
     return fig

@@ -91,7 +91,7 @@ class _Noise(nn.Module):
             raise ValueError(f"{name}={rate} must lie in [0, {high:g}); 0 disables the layer")
         self.register_buffer("rate", torch.tensor(float(rate)))
         self.register_buffer("key", torch.randint(-(2**63), 2**63 - 1, (), dtype=torch.int64))
-        self.step = 0
+        self.step: int = 0
 
     def extra_repr(self) -> str:
         return "rate=?" if self.rate.device.type == "meta" else f"rate={float(self.rate):g}"
@@ -248,7 +248,10 @@ def paper_cnn(input_shape: Sequence[int], n_classes: int, channels: int = 200) -
         nn.MaxPool2d(3),
         nn.Flatten(),
     )
-    side = lambda s: ((s - 4 - 4) // 3 - 4) // 3  # noqa: E731 - crop, conv, pool, conv, pool
+
+    def side(s: int) -> int:  # crop, conv, pool, conv, pool
+        return ((s - 4 - 4) // 3 - 4) // 3
+
     n_features = channels * side(input_shape[1]) * side(input_shape[2])
     return nn.Sequential(
         features,

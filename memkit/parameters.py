@@ -83,7 +83,7 @@ def notebook_parameters(nb: Path) -> dict[str, Any]:
 def _table(node: ast.Dict) -> dict[str, dict[str, Any]] | None:
     """``{profile: {setting: default}}`` from a dict literal (``None`` if it is not such a table)."""
     table = {}
-    for k, v in zip(node.keys, node.values):
+    for k, v in zip(node.keys, node.values, strict=True):
         key, value = (_literal(k) if k is not None else UNKNOWN), _literal(v)
         if not isinstance(key, str) or not isinstance(value, dict):
             return None

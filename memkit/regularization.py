@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.colors import ListedColormap
 
 from memkit import adversarial, figures, models, training
 from memkit.convergence import TimeToFit
@@ -39,7 +40,8 @@ REGULARIZERS = (
     "adversarial_dropout",
 )
 NOISE = ("dropout", "input_dropout", "input_noise", "hidden_noise")
-COLORS = dict(zip(["none", *REGULARIZERS], ["k", *plt.get_cmap("tab10").colors[: len(REGULARIZERS)]]))
+_TAB10 = cast(Sequence[tuple[float, float, float]], cast(ListedColormap, plt.get_cmap("tab10")).colors)
+COLORS = dict(zip(["none", *REGULARIZERS], ["k", *_TAB10[: len(REGULARIZERS)]], strict=True))
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,9 @@ def adversarial_hook(fractions: torch.Tensor, search: dict[str, Any], seed: int)
     critical samples it finds in their place, with their labels. ``fractions``: ``(S,)`` f per member.
     LASS draws its noise from a generator seeded with ``seed`` + the step, so training is deterministic."""
 
-    def hook(seeds: training.Seeds, step: training.Step, xb: torch.Tensor, yb: torch.Tensor):
+    def hook(
+        seeds: training.Seeds, step: training.Step, xb: torch.Tensor, yb: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         n = torch.round(fractions[seeds.members] * xb.shape[1]).long().to(xb.device)
         if (k := int(n.max())) == 0:
             return xb, yb
@@ -263,7 +267,7 @@ def train(
             device=device,
             callback=record,
             data_index=index,
-            hook=adversarial_hook(fractions, search, seed) if adv else None,
+            hook=adversarial_hook(fractions, search, seed) if adv and search is not None else None,  # checked above
             progress=progress,
             desc=f"{stack.name}: {settings[group[-1]].regularizer}",
         )
@@ -298,7 +302,7 @@ def time_to(curves: Curves, kind: Kind, target: float) -> TimeToFit:
     runs that never reach it are censored at the budget (the last epoch)."""
     reached = curves.train_acc[:, _pick(curves, kind)] >= target
     first = np.where(reached.any(-1), curves.epochs[np.argmax(reached, -1)], curves.epochs[-1])
-    return TimeToFit(first, reached.any(-1), int(curves.epochs[-1]))
+    return TimeToFit(first, np.asarray(reached.any(-1)), int(curves.epochs[-1]))
 
 
 def effectiveness(curves: Curves, k: float) -> np.ndarray:
@@ -314,7 +318,10 @@ def slowdown_ratio(curves: Curves, g: int, noise_target: float, real_target: flo
     the budget in the numerator's T_noise(g), infinity elsewhere (the ratio falls to 0)."""
     g0 = curves.at("none")[0]
     tn, tr = time_to(curves, RANDY, noise_target), time_to(curves, REAL, real_target)
-    inf = lambda t, i: np.where(t.converged[i], t.epochs[i], np.inf)
+
+    def inf(t: TimeToFit, i: int) -> np.ndarray:
+        return np.where(t.converged[i], t.epochs[i], np.inf)
+
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = (tn.epochs[g] / inf(tn, g0)) / (inf(tr, g) / tr.epochs[g0])
     return np.nan_to_num(ratio, nan=0.0)
@@ -419,7 +426,10 @@ def time_rows(curves: Curves, noise_target: float, real_target: float) -> tuple[
     ``real_target`` on real labels ("≥" when censoring hides the median), and the censored runs."""
     tn, tr = time_to(curves, RANDY, noise_target), time_to(curves, REAL, real_target)
     (nlo, nhi), (rlo, rhi) = tn.median(), tr.median()
-    cell = lambda lo, hi: f"{lo:.3g}" if np.isfinite(hi) else f"≥{lo:.3g}"
+
+    def cell(lo: float, hi: float) -> str:
+        return f"{lo:.3g}" if np.isfinite(hi) else f"≥{lo:.3g}"
+
     return (
         [
             "setting",
@@ -530,7 +540,7 @@ def plot_mixed(ax: plt.Axes, curves: Curves, kind: Kind) -> None:
 def plot_fig11(axes: Sequence[plt.Axes], curves: Curves, chosen: Mapping[str, float]) -> None:
     """Fig. 11: training accuracy over epochs on randY (``axes[0]``) and real labels (``axes[1]``), no
     regularization and each regularizer at its chosen strength: mean line and seed band."""
-    for ax, kind in zip(axes, (RANDY, REAL)):
+    for ax, kind in zip(axes, (RANDY, REAL), strict=True):
         d = _pick(curves, kind)
         for r in ["none", *_regularizers(curves)]:
             g = curves.at(r, chosen.get(r))[0]

@@ -36,6 +36,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.axes import Axes
+from matplotlib.colors import Normalize
+from matplotlib.image import AxesImage
 
 from memkit import data, figures, metrics, models, training, unrolled
 from memkit.device import pick_device
@@ -269,7 +272,7 @@ def claims(
     ge = {k: r.gini()[:, -1] for k, r in examples.items()}
     gap = float(ge[real].mean() - max(ge[randx].mean(), ge[half].mean()))
     spread = max(float(v.max() - v.min()) for v in ge.values())
-    mats = {k: labels[k].class_matrix.mean(1) for k in (real, randx)}  # (S, K, K)
+    mats = {k: _class_matrix(labels[k]).mean(1) for k in (real, randx)}  # (S, K, K)
     share = {k: off_diagonal_share(m) for k, m in mats.items()}
     uneven = {k: off_diagonal_structure(m) for k, m in mats.items()}
     fig3, fig4, t = "Arpit et al. 2017 Fig. 3", "Arpit et al. 2017 Fig. 4", THRESHOLDS
@@ -329,7 +332,14 @@ def claims(
     ]
 
 
-def plot_gini(ax, runs: dict[data.Kind | str, SensitivityRun], plain: bool = True) -> None:
+def _class_matrix(run: SensitivityRun) -> torch.Tensor:
+    """``run.class_matrix``, which a run of the true labels has (the claims need it)."""
+    if run.class_matrix is None:
+        raise ValueError("the claims need the per-class matrix: a run with the true labels (per_class)")
+    return run.class_matrix
+
+
+def plot_gini(ax: Axes, runs: dict[data.Kind | str, SensitivityRun], plain: bool = True) -> None:
     """Fig. 3: the Gini coefficient of ḡ over examples as training progresses, one line per kind of
     data (a :class:`memkit.data.Kind` or its label; mean over seeds, band: min–max), against epochs;
     with ``plain`` also the plain input gradient's (dashed, mean over seeds)."""
@@ -344,7 +354,7 @@ def plot_gini(ax, runs: dict[data.Kind | str, SensitivityRun], plain: bool = Tru
     ax.set_ylabel("Gini coefficient of ḡ over examples")
 
 
-def plot_class_matrix(ax, matrix: torch.Tensor, norm, title: str = "") -> object:
+def plot_class_matrix(ax: Axes, matrix: torch.Tensor, norm: Normalize, title: str = "") -> AxesImage:
     """Fig. 4: one per-class matrix ``(K, K)`` as a heatmap with colour scale ``norm`` (e.g.
     ``matplotlib.colors.LogNorm``); zeros are left blank. Returns the image for a colour bar."""
     m = np.ma.masked_less_equal(np.asarray(matrix, dtype=float), 0)

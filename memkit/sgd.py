@@ -97,7 +97,10 @@ class SGD:
 
     def member(self, i: int) -> SGD:
         """The settings of member ``i``: per-member ``lr`` and ``weight_decay`` as plain floats."""
-        pick = lambda v: v[i] if isinstance(v, tuple) else v  # noqa: E731
+
+        def pick(v: float | tuple[float, ...]) -> float:
+            return v[i] if isinstance(v, tuple) else v
+
         return replace(self, lr=pick(self.lr), weight_decay=pick(self.weight_decay))
 
     def lr_factor(self, step: int, total_steps: int, steps_per_epoch: int) -> float:

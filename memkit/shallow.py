@@ -361,7 +361,10 @@ def per_seed(c: Curves) -> dict[str, np.ndarray]:
     """The values the claims read, per seed (``(S,)`` each): R± and R±_MH at step 0, at their peak
     (and its epoch), at their peak in the first epoch, at the end; the class-shuffled control's
     median and :data:`NULL_PERCENTILE` th percentile of the same statistic; T01 at the end."""
-    q = lambda null: np.percentile(null, NULL_PERCENTILE, axis=-1, method="higher")  # an attained value: no inf − inf
+
+    def q(null: np.ndarray) -> np.ndarray:  # an attained value: no inf − inf
+        return np.percentile(null, NULL_PERCENTILE, axis=-1, method="higher")
+
     first, null_first = peak(c.r_pm, c.epochs, 1.0)[0], peak(c.null_r_pm, c.epochs, 1.0)[0]
     first_mh, null_first_mh = peak(c.r_pm_mh, c.epochs, 1.0)[0], peak(c.null_r_pm_mh, c.epochs, 1.0)[0]
     peak_mh, peak_mh_epoch = peak(c.r_pm_mh, c.epochs)

@@ -63,11 +63,12 @@ def _mnist1d_generated() -> dict[str, np.ndarray]:
     """MNIST-1D as the ``mnist1d`` package generates it (deterministic; about 2 s, so cached)."""
     from mnist1d.data import get_dataset_args, make_dataset
 
-    state = np.random.get_state()  # make_dataset seeds numpy's global generator: restore it
+    # make_dataset seeds numpy's legacy global generator: save and restore that very generator's state
+    state = np.random.get_state()  # noqa: NPY002  the legacy global state is what mnist1d changes
     try:
         return make_dataset(get_dataset_args())
     finally:
-        np.random.set_state(state)
+        np.random.set_state(state)  # noqa: NPY002  restores the legacy global state (see above)
 
 
 def _mnist1d(root: Path, download: bool) -> Raw:
@@ -114,7 +115,7 @@ def _bad_file(cls: Any, root: Path, files: list[str]) -> Path | None:
     """The first of ``files`` (all present) that is truncated or corrupt, when that can be told."""
     from torchvision.datasets.utils import check_integrity
 
-    md5 = {f: m for f, m in getattr(cls, "train_list", []) + getattr(cls, "test_list", [])}
+    md5 = dict(getattr(cls, "train_list", []) + getattr(cls, "test_list", []))
     if hasattr(cls, "meta"):
         md5[cls.meta["filename"]] = cls.meta["md5"]
     for rel in files:

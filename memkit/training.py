@@ -169,7 +169,7 @@ class Seeds:
         if self.ensemble is not None:
             return self.ensemble.forward(xs)
         outs = []
-        for m, xb in zip(self.modules, xs):
+        for m, xb in zip(self.modules, xs, strict=True):
             with eval_mode(m):
                 outs.append(m(xb))
         return torch.stack(outs)
@@ -203,7 +203,7 @@ class Seeds:
         if data_index is None:
             return self.predict(x, batch_size) == y
         rows = torch.as_tensor(data_index)[self.members].tolist()
-        return torch.stack([correct(m, x[d], y[d], batch_size) for m, d in zip(self.modules, rows)])
+        return torch.stack([correct(m, x[d], y[d], batch_size) for m, d in zip(self.modules, rows, strict=True)])
 
     def accuracy(
         self, x: torch.Tensor, y: torch.Tensor, data_index: torch.Tensor | None = None, batch_size: int = 1024
@@ -369,7 +369,7 @@ def _loop(
     with tqdm(
         total=len(seeds) * sgd.epochs * steps_per_epoch(n, sgd.batch_size), desc=desc, disable=not progress, leave=False
     ) as bar:
-        for i, (f, s) in enumerate(zip(factories, seeds)):
+        for i, (f, s) in enumerate(zip(factories, seeds, strict=True)):
 
             def view(m: nn.Module, i: int = i, s: int = s) -> Seeds:
                 return Seeds([i], [s], modules=[m])

@@ -114,7 +114,7 @@ def eval_steps(n_steps: int, n_points: int) -> list[int]:
     if n_steps < 1 or n_points < 1:
         raise ValueError(f"n_steps={n_steps} and n_points={n_points} must be positive")
     n = min(n_points, n_steps)
-    return sorted({int(round(t)) for t in np.linspace(n_steps / n, n_steps, n)})
+    return sorted({round(t) for t in np.linspace(n_steps / n, n_steps, n)})
 
 
 def input_gradients(
@@ -146,7 +146,7 @@ def input_gradients(
     Raises:
         FloatingPointError: the derivative overflowed (SGD chaotic over the horizon: lower ``lr``).
     """
-    times = sorted(set(int(t) for t in times))
+    times = sorted({int(t) for t in times})
     if not times or times[0] < 0 or times[-1] > traj.n_steps:
         raise ValueError(f"times must lie in 0..{traj.n_steps} (the recorded steps); got {times[:3]}…{times[-3:]}")
     ens, dev = traj.ensemble, traj.ensemble.device
@@ -167,8 +167,10 @@ def input_gradients(
         g = grad(lambda q: losses(q, b, xb, yb).mean())(p)
         return {k: p[k] - lr * g[k] for k in p}
 
-    def update_vjp(p: Params, b: Params, xb: torch.Tensor, yb: torch.Tensor, cot: Params):
-        _, pull = vjp(lambda q, xq: update(q, b, xq, yb), p, xb)
+    def update_vjp(
+        p: Params, b: Params, xb: torch.Tensor, yb: torch.Tensor, cot: Params
+    ) -> tuple[Params, torch.Tensor]:
+        pull = vjp(lambda q, xq: update(q, b, xq, yb), p, xb)[1]  # vjp without has_aux: (output, pullback)
         return torch.vmap(pull)(cot)  # (dθ_{s−1}: (M, *shape), dx_B: (M, B, *input_shape))
 
     direct = torch.vmap(jacrev(components, argnums=(0, 2)), in_dims=(0, 0, None))

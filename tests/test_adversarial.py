@@ -83,7 +83,7 @@ def test_linear_distance_is_the_smallest_flip_along_the_corners():
         assert bool(changed.all()) == flips and bool(changed.any()) == flips
 
 
-@pytest.mark.parametrize("k,d", [(2, 20), (10, 30)])
+@pytest.mark.parametrize(("k", "d"), [(2, 20), (10, 30)])
 def test_lass_finds_nearly_all_points_within_r_of_a_linear_boundary(k, d):
     lin, x = trained_linear(k, d)
     dist = exact_distance(lin, x)
@@ -153,7 +153,10 @@ def test_deterministic_with_a_seeded_generator():
     torch.manual_seed(1)
     model = models.mlp((5,), [32], 3)
     x = torch.randn(100, 5)
-    run = lambda s: search(model, x, 0.3, generator=torch.Generator().manual_seed(s))  # noqa: E731
+
+    def run(s):
+        return search(model, x, 0.3, generator=torch.Generator().manual_seed(s))
+
     assert torch.equal(run(0).x_adv, run(0).x_adv)
     assert torch.equal(search(model, x, 0.3).x_adv, run(0).x_adv)  # default: seed 0
     assert not torch.equal(run(0).x_adv, run(1).x_adv)
@@ -211,7 +214,7 @@ def test_lass_settings_convert_pixel_units():
 )
 def test_bad_parameters_are_rejected(bad):
     kw = dict(r=0.1, alpha=0.1, beta=0.1, n_iter=3) | bad
-    with pytest.raises(ValueError, match="LASS|n_iter"):
+    with pytest.raises(ValueError, match=r"LASS|n_iter"):
         A.lass(nn.Linear(2, 2), torch.zeros(4, 2), **kw)
 
 

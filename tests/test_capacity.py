@@ -53,9 +53,9 @@ def test_width_for_fraction_per_curve_and_at_the_grid_edge():
     assert out[1] == pytest.approx(16 * math.sqrt(2))
 
 
-@pytest.mark.parametrize("widths, fraction", [([4, 2, 8], 0.95), ([1, 2, 4], 0.0), ([1, 2], 0.95)])
+@pytest.mark.parametrize(("widths", "fraction"), [([4, 2, 8], 0.95), ([1, 2, 4], 0.0), ([1, 2], 0.95)])
 def test_width_for_fraction_rejects_bad_input(widths, fraction):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"must be positive, ascending|must lie in"):
         cap.width_for_fraction_of_best(widths, np.array([0.1, 0.5, 0.9]), fraction)
 
 
@@ -64,7 +64,7 @@ def test_width_rank_correlation_per_seed():
     rho = cap.width_rank_correlation([0.0, 0.4, 0.8], needed)
     np.testing.assert_allclose(rho[:2], [1.0, 0.5])
     assert np.isnan(cap.width_rank_correlation([0.0, 0.4, 0.8], np.full((3, 2), 8.0))).all()  # no order
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="one row per level"):
         cap.width_rank_correlation([0.0, 0.8], needed[:2])
 
 
@@ -131,7 +131,7 @@ def test_capacity_sweep_chooses_the_epoch_on_validation_and_reports_test():
     curves[0, 1, :, 0, 0] = torch.tensor([0.6, 0.8, 0.95])  # test: best at epoch 3, never chosen by it
     assert cap.reported_accuracy(curves).item() == pytest.approx(0.8)
     assert cap.reported_accuracy(curves, "final").item() == pytest.approx(0.95)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="use 'best'"):
         cap.reported_accuracy(a, "median")
 
 
@@ -214,7 +214,7 @@ def curves(scale: np.ndarray, n_seeds: int = 3) -> np.ndarray:
 def capacity(noise_scale: list[float], control_scale: list[float]) -> cap.Capacity:
     """A run with real data at width scale 6 and randX, randY at ``noise_scale`` per level 0.2..0.8."""
     kinds = data.kinds({"randX": LEVELS, "randY": LEVELS})
-    acc = curves([6.0] + noise_scale + noise_scale)
+    acc = curves([6.0, *noise_scale, *noise_scale])
     return cap.Capacity(WIDTHS, tuple(kinds), acc, LEVELS[1:], curves(control_scale))
 
 

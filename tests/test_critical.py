@@ -29,7 +29,10 @@ def test_csr_through_training_batched_and_sequential_agree(monkeypatch):
         search=A.lass_settings(ds.x_test, r=12, beta=0.0),
         seed=3,
     )
-    factory = lambda: models.mlp(ds.input_shape, [32], 10)
+
+    def factory():
+        return models.mlp(ds.input_shape, [32], 10)
+
     batched = C.csr_through_training(factory, ds, ds.x_test, **kw)
     monkeypatch.setattr(training, "needs_loop", lambda factory: True)  # the per-seed path for the same model
     plain = C.csr_through_training(factory, ds, ds.x_test, **kw)
@@ -60,7 +63,10 @@ ALL_LEVELS = [data.Kind(c, p) for c in ("randX", "randY") for p in LEVELS]
 
 def curve(csr, val=0.9, noisy=np.nan) -> C.CSRCurves:
     """S identical seeds with these ``(T,)`` curves (or constants)."""
-    tile = lambda v: np.tile(np.broadcast_to(np.asarray(v, float), (T,)), (S, 1))
+
+    def tile(v):
+        return np.tile(np.broadcast_to(np.asarray(v, float), (T,)), (S, 1))
+
     return C.CSRCurves(
         EPOCHS, tile(np.linspace(0.1, 1, T)), tile(val), tile(noisy), tile(csr), np.zeros((S, 10), bool), batched=True
     )
@@ -130,7 +136,7 @@ def seed_without_finding(curves):
 def relabel_levels(curves, corruption):
     """The noise levels' runs in reverse order (p = 0.2 gets p = 0.8's run ...)."""
     runs = [curves[data.Kind(corruption, p)] for p in LEVELS]
-    curves.update({data.Kind(corruption, p): c for p, c in zip(LEVELS, runs[::-1])})
+    curves.update({data.Kind(corruption, p): c for p, c in zip(LEVELS, runs[::-1], strict=True)})
     return curves
 
 

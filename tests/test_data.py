@@ -66,7 +66,7 @@ def test_first_n_examples_are_kept_in_order():
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    ("kwargs", "message"),
     [
         (dict(name="imagenet"), "unknown data set 'imagenet'"),
         (dict(name="digits", corruption="randZ"), "unknown corruption"),
@@ -140,12 +140,12 @@ def test_kind_label_key_and_parse_round_trip():
 
 @pytest.mark.parametrize("text", ["blur", "randZ20", "randY-", "randY-1.5", "randX 0%", "Real"])
 def test_kind_parse_rejects_what_it_cannot_read(text):
-    with pytest.raises(ValueError, match="randY|p="):
+    with pytest.raises(ValueError, match=r"randY|p="):
         data.Kind.parse(text)
 
 
 @pytest.mark.parametrize(
-    "corruption, p, message",
+    ("corruption", "p", "message"),
     [
         (None, 0.5, "without a corruption"),
         ("randX", 0.0, "p = 0 is real"),
@@ -172,7 +172,7 @@ def test_kind_colour_is_the_palette_shaded_by_p():
     assert data.RANDX.color == pytest.approx(to_rgb(figures.PALETTE["randX"]))
     assert data.REAL.color == pytest.approx(to_rgb(figures.PALETTE["real"]))
     light, dark = data.Kind("randY", 0.2).color, data.RANDY.color
-    assert all(a >= b for a, b in zip(light, dark)) and light != dark  # lower noise: lighter
+    assert all(a >= b for a, b in zip(light, dark, strict=True)) and light != dark  # lower noise: lighter
     assert figures.kind_color("randY 20%") == light
 
 
@@ -221,7 +221,7 @@ def _fake_cifar10_subset(root, y_train=None):
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    ("kwargs", "message"),
     [
         (
             dict(name="digits", size=1000),
@@ -268,7 +268,7 @@ def test_labels_outside_the_classes_are_rejected_naming_the_file(tmp_path):
     ):
         data.load("cifar10-subset", root=tmp_path)
     _fake_mnist(tmp_path / "m", labels=np.full(20, 10))
-    with pytest.raises(data.DataCorruptError, match="mnist: the training labels in .*MNIST/raw are not all in 0..9"):
+    with pytest.raises(data.DataCorruptError, match=r"mnist: the training labels in .*MNIST/raw are not all in 0\.\.9"):
         data.load("mnist", root=tmp_path / "m", download=False)
 
 

@@ -52,7 +52,7 @@ def test_memkit_profile_override_is_announced(out, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    ("kwargs", "message"),
     [
         (dict(overrides={"n_model": 5}), "unknown setting.*n_model.*settings are datasets, n_models, lr, n_train"),
         (
@@ -74,7 +74,7 @@ def test_settings_errors_say_what_to_do(out):
         experiment.Run("99_demo", {p: {"n": 1} for p in SETTINGS}, device="cpu")
     with pytest.raises(ValueError, match="share a name with a notebook parameter; rename"):
         experiment.Run("99_demo", {p: {"datasets": ["digits"], "seed": 1} for p in SETTINGS}, device="cpu")
-    with pytest.raises(ValueError, match="e.g. '01_easy_examples'"):
+    with pytest.raises(ValueError, match=r"e\.g\. '01_easy_examples'"):
         experiment.Run("demo.ipynb", SETTINGS, device="cpu")
 
 

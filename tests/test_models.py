@@ -3,6 +3,8 @@ parameter counts, the 32×32 adaptations, reproducible initialisation and errors
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from torch import nn
@@ -48,7 +50,7 @@ def test_known_parameter_counts():
     assert n_parameters(models.build("resnet32", (3, 32, 32), 10)) == 464_154
     # VGG11, K = 10: 8 convs (3×3, with bias) 3→64→128→256→256→512→512→512→512, a BN after each, Linear(512, 10).
     widths = [3, 64, 128, 256, 256, 512, 512, 512, 512]
-    convs = sum(a * b * 9 + b for a, b in zip(widths, widths[1:]))
+    convs = sum(a * b * 9 + b for a, b in itertools.pairwise(widths))
     vgg11 = convs + 2 * sum(widths[1:]) + 512 * 10 + 10
     assert vgg11 == 9_231_114 and n_parameters(models.build("vgg11", (3, 32, 32), 10)) == vgg11
 
@@ -68,7 +70,7 @@ def test_resnet32_layout():
     assert features.shape == (2, 64)
 
 
-@pytest.mark.parametrize("arch, n_classes", [("densenet121", 10), ("resnet101", 100)])
+@pytest.mark.parametrize(("arch", "n_classes"), [("densenet121", 10), ("resnet101", 100)])
 def test_32x32_architectures(arch, n_classes):
     net = models.build(arch, (3, 32, 32), n_classes).eval()
     stem = net.features.conv0 if arch == "densenet121" else net.conv1
@@ -99,7 +101,7 @@ def test_same_seed_same_weights(arch):
 
 
 @pytest.mark.parametrize(
-    "arch, shape, options, message",
+    ("arch", "shape", "options", "message"),
     [
         ("vgg", (3, 32, 32), {}, "unknown architecture 'vgg'; use one of mlp, cnn"),
         ("mlp", (3, 32, 32), {}, r"mlp needs widths=\.\.\. \(mlp takes widths"),

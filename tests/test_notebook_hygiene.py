@@ -19,7 +19,8 @@ def problems(nb: dict) -> list[str]:
     for i, cell in enumerate(nb["cells"]):
         if "id" not in cell:
             found.append(
-                f"cell {i} has no id: nbformat 4.5 needs one (open and save it in JupyterLab, or nbformat.validator.normalize)"
+                f"cell {i} has no id: nbformat 4.5 needs one "
+                "(open and save it in JupyterLab, or nbformat.validator.normalize)"
             )
         if cell["cell_type"] != "code":
             continue

@@ -94,7 +94,10 @@ def test_adversarial_hook_trains_on_lass_critical_samples_and_is_deterministic(s
 
 def test_train_measures_every_member_and_repeats(stack):
     settings = reg.grid({"dropout": [0.5], "weight_decay": [0.01], "adversarial": [0.25]})
-    make = lambda s: reg.factory("mlp", (1, 8, 8), 10, s, widths=[16])
+
+    def make(s):
+        return reg.factory("mlp", (1, 8, 8), 10, s, widths=[16])
+
     run = {"n_seeds": 2, "search": adversarial.lass_settings(stack.x_test, r=8.0, n_iter=2), "seed": 3, "device": "cpu"}
     sgd = training.SGD(lr=0.1, batch_size=32, epochs=2)
     a, b = (reg.train(stack, settings, make, sgd, **run) for _ in range(2))

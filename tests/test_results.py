@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -53,13 +54,13 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
     target = tmp_path / "sub" / "r.json"
 
     def crash(tmp):
-        open(tmp, "w").write("half")
+        Path(tmp).write_text("half")
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         results.atomic_write(target, crash)
     assert not target.exists() and list((tmp_path / "sub").iterdir()) == []
-    results.atomic_write(target, lambda tmp: open(tmp, "w").write("{}"))
+    results.atomic_write(target, lambda tmp: Path(tmp).write_text("{}"))
     assert target.read_text() == "{}"
 
 
@@ -122,14 +123,14 @@ def test_atomic_write_gives_the_usual_permissions(tmp_path):
 
     umask = os.umask(0o022)
     try:
-        path = results.atomic_write(tmp_path / "f.json", lambda tmp: open(tmp, "w").write("{}"))
+        path = results.atomic_write(tmp_path / "f.json", lambda tmp: Path(tmp).write_text("{}"))
     finally:
         os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o644
 
 
 @pytest.mark.parametrize(
-    "override, ok",
+    ("override", "ok"),
     [
         ({"n": 5}, True),
         ({"n": "5"}, False),

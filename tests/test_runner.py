@@ -18,8 +18,8 @@ from tests.helpers import NOTEBOOKS, ROOT
 PARAMETERS = 'profile = "quick"\nseed = 0\ndataset = None\noverrides = {}'
 
 OK = """from memkit import profiles, results
-cfg = profiles.settings(profile, {"quick": dict(n_models=3, lr=0.1, widths=[8]), "test": dict(n_models=1, lr=0.1, widths=[8])},
-                        overrides)
+cfg = profiles.settings(profile, {"quick": dict(n_models=3, lr=0.1, widths=[8]),
+                                  "test": dict(n_models=1, lr=0.1, widths=[8])}, overrides)
 claims = [results.Claim("c", "a claim that holds", "x", 2.0, 1.0, ">", "Fig. 9"),
           results.Claim("q", "a gap the small profiles lack", "y", 0.0, 1.0, ">", asserted=False)]
 results.write_result("01_ok", profile, {"profile": profile, "seed": seed, **cfg}, claims, {"total_s": 0.1}, "cpu")"""
@@ -116,7 +116,7 @@ def test_only_selects_notebooks_and_parameters_reach_the_notebook(project, capsy
 
 
 @pytest.mark.parametrize(
-    "argv, message",
+    ("argv", "message"),
     [
         (
             ["-p", "seed", "abc"],

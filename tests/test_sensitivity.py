@@ -147,7 +147,7 @@ def test_a_grid_of_times_agrees_with_every_step():
 def test_eval_steps():
     assert U.eval_steps(100, 4) == [25, 50, 75, 100]
     assert U.eval_steps(5, 10) == [1, 2, 3, 4, 5]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be positive"):
         U.eval_steps(0, 3)
 
 

@@ -123,7 +123,7 @@ def test_paper_d():
 def test_augment_batch_flips_or_keeps_without_padding():
     x = torch.randn(16, 3, 8, 8)
     out = training.augment_batch(x, torch.Generator().manual_seed(0), pad=0)
-    for a, b in zip(out, x):
+    for a, b in zip(out, x, strict=True):
         assert torch.equal(a, b) or torch.equal(a, b.flip(-1))
     shifted = training.augment_batch(torch.ones(16, 1, 8, 8), torch.Generator().manual_seed(0), pad=2)
     assert shifted.shape == (16, 1, 8, 8) and (shifted.flatten(1).sum(1) >= 36).all()  # ≥ 6×6 ones kept

@@ -26,7 +26,9 @@ def digits():
     ids=["mlp", "cnn"],
 )
 def test_each_member_matches_a_separately_trained_model(digits, make):
-    factory = lambda: make(digits)  # noqa: E731
+    def factory():
+        return make(digits)
+
     ens = training.Ensemble(factory, 3, seed=11, device="cpu")
     training.fit(ens, digits.x_train, digits.y_train, SGD)
     for i in (0, 2):
@@ -39,7 +41,9 @@ def test_each_member_matches_a_separately_trained_model(digits, make):
 
 
 def test_members_differ_and_the_same_seed_repeats(digits):
-    factory = lambda: models.mlp(digits.input_shape, [16], 10)  # noqa: E731
+    def factory():
+        return models.mlp(digits.input_shape, [16], 10)
+
     runs = []
     for _ in range(2):
         ens = training.Ensemble(factory, 4, seed=5, device="cpu")
@@ -51,7 +55,9 @@ def test_members_differ_and_the_same_seed_repeats(digits):
 
 
 def test_the_per_seed_loop_gives_the_same_predictions(digits):
-    factory = lambda: models.mlp(digits.input_shape, [16], 10)  # noqa: E731
+    def factory():
+        return models.mlp(digits.input_shape, [16], 10)
+
     ens = training.Ensemble(factory, 3, seed=2, device="cpu")
     training.fit(ens, digits.x_train, digits.y_train, PLAIN)
     loop = training.train_seeds(
@@ -150,7 +156,7 @@ def test_members_scored_on_their_own_data_sets_and_steps_carry_their_batch(digit
 
 
 def _max_diff(a: torch.nn.Module, b: torch.nn.Module) -> float:
-    return max((p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters()))
+    return max((p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters(), strict=True))
 
 
 @pytest.mark.parametrize(
@@ -202,11 +208,13 @@ def test_needs_loop_for_batch_norm_but_not_for_noise_layers():
     plain = models.mlp((4,), [8], 2)
     torch.manual_seed(0)
     same = models.mlp((4,), [8], 2, dropout=0.0)
-    assert all(torch.equal(p, q) for p, q in zip(plain.parameters(), same.parameters()))
+    assert all(torch.equal(p, q) for p, q in zip(plain.parameters(), same.parameters(), strict=True))
 
 
 def test_per_member_lr_and_weight_decay_equal_torch_sgd(digits):
-    factory = lambda: models.mlp(digits.input_shape, [16], 10)  # noqa: E731
+    def factory():
+        return models.mlp(digits.input_shape, [16], 10)
+
     sgd = training.SGD(lr=(0.02, 0.1, 0.05), weight_decay=(0.0, 1e-2, 1e-3), batch_size=64, epochs=2, momentum=0.9)
     seeds = training.train_seeds(factory, digits.x_train, digits.y_train, sgd, n_seeds=3, seed=1, device="cpu")
     assert seeds.batched
@@ -219,7 +227,9 @@ def test_per_member_lr_and_weight_decay_equal_torch_sgd(digits):
 
 @pytest.mark.parametrize("schedule", [dict(schedule="cosine"), dict(schedule="step", step_epochs=1)])
 def test_schedules_in_the_batched_path_equal_train_single(digits, schedule):
-    factory = lambda: models.mlp(digits.input_shape, [16], 10)  # noqa: E731
+    def factory():
+        return models.mlp(digits.input_shape, [16], 10)
+
     sgd = training.SGD(lr=0.1, batch_size=64, epochs=3, momentum=0.9, **schedule)
     seeds = training.train_seeds(factory, digits.x_train, digits.y_train, sgd, n_seeds=2, seed=7, device="cpu")
     for i in range(2):
@@ -228,7 +238,9 @@ def test_schedules_in_the_batched_path_equal_train_single(digits, schedule):
 
 
 def test_augmentation_in_the_batched_path_equals_the_per_seed_path(digits):
-    factory = lambda: models.cnn(digits.input_shape, 10, channels=(4,), hidden=16)  # noqa: E731
+    def factory():
+        return models.cnn(digits.input_shape, 10, channels=(4,), hidden=16)
+
     sgd = training.SGD(lr=0.05, batch_size=64, momentum=0.9, augment=True)
     runs = [
         training.train_seeds(factory, digits.x_train, digits.y_train, sgd, n_seeds=2, seed=8, device="cpu", batched=b)
@@ -260,7 +272,9 @@ def test_lr_factor():
 def test_fit_twice_does_not_reuse_momentum(digits):
     import copy
 
-    factory = lambda: models.mlp(digits.input_shape, [16], 10)  # noqa: E731
+    def factory():
+        return models.mlp(digits.input_shape, [16], 10)
+
     sgd = training.SGD(lr=0.05, batch_size=64, momentum=0.9)
     ens = training.Ensemble(factory, 2, seed=3, device="cpu")
     training.fit(ens, digits.x_train, digits.y_train, sgd)
@@ -273,7 +287,9 @@ def test_fit_twice_does_not_reuse_momentum(digits):
 
 @pytest.mark.parametrize("batched", [None, False])
 def test_hook_sees_the_model_and_its_batch_is_trained_on(digits, batched):
-    factory = lambda: models.mlp(digits.input_shape, [16], 10)  # noqa: E731
+    def factory():
+        return models.mlp(digits.input_shape, [16], 10)
+
     sgd = training.SGD(lr=0.1, batch_size=64, epochs=2)
     seen = []
 
@@ -291,7 +307,9 @@ def test_hook_sees_the_model_and_its_batch_is_trained_on(digits, batched):
 
 
 def test_train_seeds_returns_the_same_type_both_ways(digits):
-    factory = lambda: models.mlp(digits.input_shape, [16], 10)  # noqa: E731
+    def factory():
+        return models.mlp(digits.input_shape, [16], 10)
+
     sgd = training.SGD(lr=0.1, batch_size=64)
     views = []
     runs = [
@@ -316,7 +334,7 @@ def test_train_seeds_returns_the_same_type_both_ways(digits):
     assert runs[0].accuracy(digits.x_test, digits.y_test).shape == (2,) and runs[0].seeds == runs[1].seeds
     xs = digits.x_test[:5].expand(2, -1, -1, -1, -1)
     assert torch.allclose(runs[0].forward(xs), runs[1].forward(xs), atol=1e-5)
-    for a, b in zip(*(r.state_dicts() for r in runs)):
+    for a, b in zip(*(r.state_dicts() for r in runs), strict=True):
         assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
     n_steps = training.steps_per_epoch(len(digits.x_train), 64) + 1
     assert views == [(0, 1)] * n_steps + [(0,)] * n_steps + [(1,)] * n_steps
@@ -328,7 +346,10 @@ def test_data_index_in_both_paths(digits):
     x = torch.stack([digits.x_train[:100], digits.x_train[100:200]])
     y = torch.stack([digits.y_train[:100], digits.y_train[100:200]])
     index = torch.tensor([1, 0, 1])
-    factory = lambda: models.mlp(digits.input_shape, [8], 10)  # noqa: E731
+
+    def factory():
+        return models.mlp(digits.input_shape, [8], 10)
+
     runs = [
         training.train_seeds(
             factory, x, y, training.SGD(lr=0.1, batch_size=30), n_seeds=3, device="cpu", data_index=index, batched=b
@@ -343,7 +364,10 @@ def test_subsets_in_both_paths_train_each_member_on_its_own_examples(digits):
     x, y = digits.x_train[:120], digits.y_train[:120]
     g = torch.Generator().manual_seed(0)
     subsets = torch.stack([torch.randperm(120, generator=g)[:60] for _ in range(3)])
-    factory = lambda: models.mlp(digits.input_shape, [8], 10)  # noqa: E731
+
+    def factory():
+        return models.mlp(digits.input_shape, [8], 10)
+
     seen = [[set() for _ in range(3)] for _ in range(2)]
 
     def record(path):
@@ -372,14 +396,14 @@ def test_subsets_in_both_paths_train_each_member_on_its_own_examples(digits):
     for path in seen:
         assert [s == set(subsets[i].tolist()) for i, s in enumerate(path)] == [True] * 3
     for i in range(3):
-        for a, b in zip(runs[0].member(i).parameters(), runs[1].member(i).parameters()):
+        for a, b in zip(runs[0].member(i).parameters(), runs[1].member(i).parameters(), strict=True):
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
-    with pytest.raises(ValueError, match="every entry in 0..119"):
+    with pytest.raises(ValueError, match=r"every entry in 0\.\.119"):
         training.train_seeds(factory, x, y, training.SGD(lr=0.1, batch_size=16), n_seeds=3, subsets=subsets + 100)
 
 
 @pytest.mark.parametrize(
-    "bad, message",
+    ("bad", "message"),
     [
         (dict(lr=0.0), "lr=0.0: every value must be > 0"),
         (dict(lr=(0.1, -1.0)), "one per member"),
@@ -398,7 +422,9 @@ def test_sgd_errors_say_what_to_do(bad, message):
 
 
 def test_train_seeds_argument_errors(digits):
-    factory = lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 8), torch.nn.BatchNorm1d(8))  # noqa: E731
+    def factory():
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 8), torch.nn.BatchNorm1d(8))
+
     sgd = training.SGD(lr=0.1, batch_size=64)
     with pytest.raises(ValueError, match="needs the per-seed loop"):
         training.train_seeds(factory, digits.x_train, digits.y_train, sgd, n_seeds=2, batched=True)
