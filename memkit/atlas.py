@@ -145,10 +145,12 @@ def grand(
     buffers = {k: v[idx] for k, v in ens.buffers.items()}
     n_params = sum(v[0].numel() for v in params.values())
 
-    def loss(p, b, xi, yi):
+    Weights = dict[str, torch.Tensor]
+
+    def loss(p: Weights, b: Weights, xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(functional_call(ens.base, (p, b), (xi[None],)), yi[None])
 
-    def sq_norm(p, b, xi, yi):
+    def sq_norm(p: Weights, b: Weights, xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
         return sum((g**2).sum() for g in grad(loss)(p, b, xi, yi).values())
 
     per_member = torch.vmap(torch.vmap(sq_norm, in_dims=(None, None, 0, 0)), in_dims=(0, 0, None, None))

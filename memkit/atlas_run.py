@@ -28,7 +28,7 @@ from torch.func import functional_call
 
 from memkit import adversarial, atlas, estimators, experiment, models, results, sensitivity, training
 from memkit.data import Dataset
-from memkit.results import atomic_write
+from memkit.results import atomic_write, save_arrays
 
 
 @dataclass
@@ -92,6 +92,8 @@ def train_on_subsets(
         correct.append((logp.argmax(-1) == yd).cpu())
         if step.epoch == early_epoch:
             early["probs"] = logp.exp().cpu()
+            if members.ensemble is None:  # train_seeds(batched=True) below: always an ensemble
+                raise TypeError("GraNd needs the batched ensemble")
             early["grand"] = atlas.grand(members.ensemble, x, y, range(n_grand or len(members))).cpu()
 
     subsets = torch.stack([m.nonzero().flatten() for m in masks])  # (S, M)
@@ -104,7 +106,12 @@ def train_on_subsets(
 
 
 def shallow_correct(
-    x: torch.Tensor, y: torch.Tensor, kind: str = "svm", n_folds: int = 2, seed: int = 0, **options: Any
+    x: torch.Tensor,
+    y: torch.Tensor,
+    kind: estimators.ShallowKind = "svm",
+    n_folds: int = 2,
+    seed: int = 0,
+    **options: Any,
 ) -> torch.Tensor:
     """Notebook 06's M, held out: ``(N,)`` bool, whether a shallow model (``"svm"``/``"rf"``,
     :func:`memkit.estimators.fit_shallow`) fitted on the other folds classifies each example right."""
@@ -124,6 +131,10 @@ def critical(
     finds a differently classified point within the radius r of the example, for the first
     ``n_members`` members (all when None)."""
     ens = seeds.ensemble
+    if ens is None:
+        raise ValueError(
+            "critical() searches the members of a batched ensemble: train them with train_seeds(batched=True)"
+        )
     n = n_members or len(ens)
     weights = {k: v[:n] for k, v in (ens.params | ens.buffers).items()}
     model = torch.vmap(lambda w, xs: functional_call(ens.base, w, (xs,)))
@@ -257,8 +268,8 @@ def measure(
     t0 = time.perf_counter()
     base = final_losses(make, ds.x_train, ds.y_train, sgd, n_models=cfg["n_baseline"], seed=seed, device=device)
     timings["baseline_s"] = time.perf_counter() - t0
-    scores = {k: v.double().numpy() for k, v in scores.items()}
-    return Atlas(name, ds, scores, base.numpy(), published, timings)
+    arrays = {k: v.double().numpy() for k, v in scores.items()}
+    return Atlas(name, ds, arrays, base.numpy(), published, timings)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,9 +308,7 @@ def score_table(a: Atlas, path: str | Path, extra: dict[str, np.ndarray] | None 
                 w.writerow([f"{v:.6g}" if isinstance(v, (float, np.floating)) else v for v in row])
 
     csv_path = atomic_write(path.with_suffix(".csv"), write_csv)
-    npz_path = atomic_write(
-        path.with_suffix(".npz"), lambda tmp: np.savez_compressed(tmp, classes=np.array(a.data.classes), **columns)
-    )
+    npz_path = save_arrays(path.with_suffix(".npz"), {"classes": np.array(a.data.classes), **columns})
     return csv_path, npz_path
 
 

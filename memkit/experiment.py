@@ -30,7 +30,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -280,7 +280,7 @@ class Run:
         )
         npz = results.result_path(self.profile, self.notebook, ".npz")
         if self._arrays:
-            results.atomic_write(npz, lambda tmp: _savez(tmp, self._arrays))
+            results.save_arrays(npz, self._arrays)
             print(f"wrote {path} and {npz.name} ({len(self._arrays)} arrays)")
         else:
             npz.unlink(missing_ok=True)  # an earlier run's arrays would not belong to this result
@@ -290,11 +290,6 @@ class Run:
         display(Markdown(results.table(self.claims)))
         results.check(self.claims, self.profile)
         return path
-
-
-def _savez(path: str, arrays: dict[str, np.ndarray]) -> None:
-    """``np.savez_compressed`` of named arrays (a function, so that no name is taken for an option)."""
-    np.savez_compressed(path, **cast(dict[str, Any], arrays))
 
 
 def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:

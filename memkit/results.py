@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -163,6 +163,12 @@ def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
     for f in stale:
         f.unlink(missing_ok=True)
     return stale
+
+
+def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Path:
+    """Write named arrays as one compressed ``.npz`` file, atomically (:func:`atomic_write`); read it
+    back with ``numpy.load(path)``, no pickle needed for numbers, bools and strings."""
+    return atomic_write(path, lambda tmp: np.savez_compressed(tmp, **cast(dict[str, Any], arrays)))
 
 
 def project_root(start: str | os.PathLike | None = None) -> Path:

@@ -311,7 +311,7 @@ def test_cifar10_subset_is_cut_from_full_cifar10_when_its_file_is_absent(tmp_pat
     import torchvision.datasets as tvd
 
     class FakeCIFAR10:
-        classes = [f"c{k}" for k in range(10)]
+        classes = tuple(f"c{k}" for k in range(10))
 
         def __init__(self, root, train, download):
             n = 4100 if train else 1100
