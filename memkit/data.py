@@ -106,10 +106,19 @@ class Kind:
             )
         corruption, dash, fraction, percent = m.groups()
         p = float(fraction) if dash else float(percent) / 100 if percent else 1.0
-        return cls(corruption, p)  # type: ignore[arg-type]
+        return cls(_corruption(corruption), p)
 
 
 REAL, RANDX, RANDY = Kind(), Kind("randX", 1.0), Kind("randY", 1.0)
+
+
+def _corruption(name: str) -> Corruption:
+    """``name`` as a :data:`Corruption` (``"randX"`` or ``"randY"``); a ``ValueError`` otherwise."""
+    if name == "randX":
+        return "randX"
+    if name == "randY":
+        return "randY"
+    raise ValueError(f"unknown corruption {name!r}; use 'randX' or 'randY'")
 
 
 def kinds(levels: Mapping[str, Sequence[float]]) -> list[Kind]:
@@ -119,7 +128,7 @@ def kinds(levels: Mapping[str, Sequence[float]]) -> list[Kind]:
     """
     out = [REAL]
     for corruption, ps in levels.items():
-        out += [Kind(corruption, float(p)) for p in ps if p != 0]  # type: ignore[arg-type]
+        out += [Kind(_corruption(corruption), float(p)) for p in ps if p != 0]
     return out
 
 

@@ -21,6 +21,7 @@ from torch import nn
 
 from memkit import training
 from memkit.device import pick_device
+from memkit.gan import Generator
 from memkit.results import Claim
 from memkit.training import Ensemble, Seeds
 
@@ -255,12 +256,11 @@ class Patterns:
 
 
 def dissect(
-    f1: nn.Module, G: nn.Module, n_classes: int, n_z: int, *, seed: int = 0, lr: float = 0.05, n_iter: int = 1000
+    f1: nn.Module, G: Generator, n_classes: int, n_z: int, *, seed: int = 0, lr: float = 0.05, n_iter: int = 1000
 ) -> Patterns:
     """Activation maximisation of every class j of ``f1`` from the same ``n_z`` latent seeds
     z ~ N(0, 1) (drawn from ``seed``), all C·n_z ascents at once."""
-    nz: int = G.nz  # type: ignore[assignment]  # gan.Generator's latent size
-    z0 = torch.randn(n_z, nz, generator=torch.Generator().manual_seed(seed))
+    z0 = torch.randn(n_z, G.nz, generator=torch.Generator().manual_seed(seed))
     cls = torch.arange(n_classes).repeat_interleave(n_z)
     out = activation_maximisation(f1, G, cls, z0.repeat(n_classes, 1), lr=lr, n_iter=n_iter)
     with torch.no_grad(), training.eval_mode(G):

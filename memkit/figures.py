@@ -34,7 +34,8 @@ def kind_color(kind: Kind | str) -> tuple[float, float, float]:
     kind = Kind.parse(kind) if isinstance(kind, str) else kind
     base = np.array(to_rgb(PALETTE[kind.family]))
     mix = 1.0 if kind.corruption is None else 0.35 + 0.65 * kind.p
-    return tuple(float(c) for c in 1 - mix * (1 - base))  # type: ignore[return-value]
+    r, g, b = (float(c) for c in 1 - mix * (1 - base))
+    return r, g, b
 
 
 def band(ax: plt.Axes, x: Any, values: Any, color: Any, label: str | None = None, ls: str = "-", **line: Any) -> None:

@@ -50,6 +50,8 @@ class Generator(nn.Module):
     """G: ``(B, nz)`` → ``(B, C, H, W)`` in ``[lo, hi]`` per channel. Use it in eval mode once
     trained (batch norm with running statistics, so every z is mapped on its own)."""
 
+    nz: int
+
     def __init__(self, cfg: GANConfig, lo: torch.Tensor | None = None, hi: torch.Tensor | None = None) -> None:
         super().__init__()
         c, size, _ = cfg.shape

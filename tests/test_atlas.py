@@ -114,7 +114,10 @@ def test_train_on_subsets_member_equals_a_single_model_on_its_subset():
     torch.manual_seed(0)
     x, y = torch.randn(24, 1, 2, 3), torch.randint(0, 3, (24,))
     masks = atlas.subset_masks(24, 2, seed=0)
-    make = lambda: nn.Sequential(nn.Flatten(), nn.Linear(6, 3))  # noqa: E731
+
+    def make() -> nn.Module:
+        return nn.Sequential(nn.Flatten(), nn.Linear(6, 3))
+
     sgd = training.SGD(lr=0.1, batch_size=5, epochs=3)
     ens, dyn = atlas_run.train_on_subsets(make, x, y, masks, sgd, device="cpu", early_epoch=2)
     assert dyn.correct.shape == dyn.p_true.shape == (3, 2, 24) and dyn.probs_early.shape == (2, 24, 3)
