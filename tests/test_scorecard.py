@@ -51,10 +51,10 @@ def test_scorecard_has_a_column_per_run_and_lists_failed_claims_first(tmp_path):
     assert header.count("·") == 3  # quick·digits, quick·mnist, paper·mnist; no test column
     assert "paper · mnist (CUDA, 2026-11-30)" in header
     rows = [line for line in text.splitlines() if line.startswith("| 01_easy")]
-    assert [r.split("|")[2].strip() for r in rows] == ["`a`", "`b`"]  # both failed somewhere
+    assert [r.split("|")[2].strip() for r in rows] == ["`a` (m)", "`b` (m)"]  # both failed somewhere
     assert "no (reported only) (0.2)" in rows[0] and "**no** (0.5)" in rows[1]
     assert "2 of 2 claims did not hold" in text
-    assert "- 01_easy `b` in quick · mnist (CPU, 2026-11-30): why" in text
+    assert "- 01_easy `b` (m) in quick · mnist (CPU, 2026-11-30): why" in text
 
 
 def test_write_scorecard_writes_the_file(tmp_path):
@@ -73,3 +73,11 @@ def test_a_grids_seeds_share_a_column_that_says_in_how_many_the_claim_held(tmp_p
     assert "paper · mnist · seeds (CUDA)" in header and "paper · mnist (CUDA, 2026-11-30)" in header
     row = next(line for line in text.splitlines() if line.startswith("| 01_easy"))
     assert "**held in 2/3 seeds** (mean 1.83)" in row and "yes (4)" in row
+
+
+def test_a_claim_redefined_between_runs_gets_its_own_row(tmp_path):
+    """Same id, another metric (an older run of a notebook whose claim was since redefined)."""
+    _result(tmp_path, "quick", "01_easy", [_claim("digits-a", 2.0, True)])
+    _result(tmp_path, "paper", "01_easy", [{**_claim("digits-a", 0.5, True), "metric": "old metric"}])
+    rows = [line for line in scorecard(tmp_path).splitlines() if line.startswith("| 01_easy")]
+    assert [r.split("|")[2].strip() for r in rows] == ["`a` (m)", "`a` (old metric)"]
