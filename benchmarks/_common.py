@@ -8,6 +8,7 @@ Thread count: :func:`pick_threads` sets torch's threads from the number of idle 
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import os
@@ -47,6 +48,25 @@ def warn_if_busy() -> dict[str, Any]:
             "timings measure contention, not the code"
         )
     return info
+
+
+def arguments(doc: str, *, repeats: int, name: str | None = None, device: bool = True) -> argparse.ArgumentParser:
+    """The options every benchmark takes: ``--repeats``, ``--threads`` (default: the idle cores),
+    ``--device`` (when the script has one) and ``--name`` of its result file (when it writes one)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--threads", type=int, default=None, help="default: the idle cores")
+    if device:
+        parser.add_argument("--device", default="cpu")
+    if name:
+        parser.add_argument("--name", default=name)
+    return parser
+
+
+def start(args: argparse.Namespace) -> dict[str, Any]:
+    """Set the threads (:func:`pick_threads`) and warn when the machine is busy; returns the load."""
+    pick_threads(args.threads)
+    return warn_if_busy()
 
 
 def sync(device: torch.device) -> None:

@@ -9,7 +9,6 @@ after another (``models.needs_loop``), so this is the batched small CNN of the c
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
 import torch.nn.functional as F
-from _common import peak, pick_threads, report, timed, warn_if_busy
+from _common import arguments, peak, report, start, timed
 from torch.utils.flop_counter import FlopCounterMode
 
 from memkit import data, models, pick_device, training
@@ -32,20 +31,15 @@ def step_flop(factory, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, repeats=3, name="cnn")
     parser.add_argument("--models", type=int, default=100)
     parser.add_argument("--examples", type=int, default=1000)
     parser.add_argument("--channels", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--name", default="cnn")
     args = parser.parse_args()
 
-    pick_threads(args.threads)
-    info = warn_if_busy()
+    info = start(args)
     device = pick_device(args.device)
     ds = data.load("digits", n_train=args.examples)
     x, y = ds.x_train.to(device), ds.y_train.to(device)

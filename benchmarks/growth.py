@@ -9,7 +9,6 @@ flat while the machine's compute is not full, then linear in S.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -20,23 +19,19 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from _common import RESULTS, load, machine, mlp_step_flop, peak, pick_threads, timed, warn_if_busy
+from _common import RESULTS, arguments, load, machine, mlp_step_flop, peak, start, timed
 
 from memkit import data, models, pick_device, training
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, repeats=2)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 100, 1000])
     parser.add_argument("--examples", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
-    pick_threads(args.threads)
-    info = warn_if_busy()
+    info = start(args)
     device = pick_device(args.device)
     ds = data.load("digits", n_train=args.examples)
     x, y = ds.x_train.to(device), ds.y_train.to(device)

@@ -8,32 +8,26 @@ model at a time (the per-seed ``Seeds.forward`` loop). Writes ``results/lass.jso
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
-from _common import mlp_step_flop, peak, pick_threads, report, timed, warn_if_busy
+from _common import arguments, mlp_step_flop, peak, report, start, timed
 
 from memkit import adversarial, data, models, pick_device, training
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, repeats=3, name="lass")
     parser.add_argument("--models", type=int, default=20)
     parser.add_argument("--points", type=int, default=200)
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--widths", type=int, nargs="+", default=[128])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--name", default="lass")
     args = parser.parse_args()
 
-    pick_threads(args.threads)
-    info = warn_if_busy()
+    info = start(args)
     device = pick_device(args.device)
     ds = data.load("digits", n_train=300)
 

@@ -9,29 +9,24 @@ batched-linear fast path (the default for plain MLPs). Prints the table of issue
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
-from _common import mlp_step_flop, peak, pick_threads, report, timed, warn_if_busy
+from _common import arguments, mlp_step_flop, peak, report, start, timed
 
 from memkit import data, models, pick_device, training
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, repeats=5, name="mlp")
     parser.add_argument("--models", type=int, default=100)
     parser.add_argument("--examples", type=int, default=1000)
     parser.add_argument("--data", default="digits")
     parser.add_argument("--widths", type=int, nargs="+", default=[128])
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None, help="default: the idle cores")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--name", default="mlp")
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -39,8 +34,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    pick_threads(args.threads)
-    info = warn_if_busy()
+    info = start(args)
     device = pick_device(args.device)
     ds = data.load(args.data, n_train=args.examples)
     x, y = ds.x_train.to(device), ds.y_train.to(device)

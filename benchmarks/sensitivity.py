@@ -8,33 +8,27 @@ as one batched run vs S one-seed runs. Writes ``results/sensitivity.json``.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import peak, pick_threads, report, timed, warn_if_busy
+from _common import arguments, peak, report, start, timed
 
 from memkit import data, pick_device, sensitivity, training
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, repeats=3, name="sensitivity")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--examples", type=int, default=100)
     parser.add_argument("--widths", type=int, nargs="+", default=[16, 16])
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--times", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--name", default="sensitivity")
     args = parser.parse_args()
 
-    pick_threads(args.threads)  # measure() itself runs single-threaded on the CPU
-    info = warn_if_busy()
+    info = start(args)  # measure() itself runs single-threaded on the CPU
     device = pick_device(args.device)
     ds = data.load("digits", n_train=args.examples)
     x, y = ds.x_train.flatten(1), ds.y_train

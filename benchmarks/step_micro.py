@@ -9,7 +9,6 @@ update); the same forward with autograd's backward; the generic vmap path; and t
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -19,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
 import torch.nn.functional as F
-from _common import RESULTS, load, machine, mlp_step_flop, peak, pick_threads, warn_if_busy
+from _common import RESULTS, arguments, load, machine, mlp_step_flop, peak, start
 
 from memkit import models, training
 
@@ -35,16 +34,13 @@ def best(fn, repeats: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, repeats=200, device=False)
     parser.add_argument("--models", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--widths", type=int, nargs="+", default=[128])
-    parser.add_argument("--repeats", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--compile", action="store_true")
     args = parser.parse_args()
-    pick_threads(args.threads)
-    info = warn_if_busy()
+    info = start(args)
     s, b = args.models, args.batch_size
     ens = training.Ensemble(lambda: models.mlp((64,), args.widths, 10), s, device="cpu")
     xs, ys = torch.randn(s, b, 64), torch.randint(0, 10, (s, b))
