@@ -23,7 +23,9 @@ the timings, per-example arrays and claims until :meth:`Run.finish` writes them:
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import os
 import re
 import time
@@ -62,10 +64,12 @@ class Run:
     Args:
         notebook: the notebook's name, ``"01_easy_examples"``; names its result files.
         settings: one dict of settings per profile (``{"test": {...}, "quick": {...}, "paper": {...}}``),
-            each with a ``"datasets"`` list (the default data sets) and the same setting names.
+            each with a ``"datasets"`` list (the default data sets) and the same setting names; an
+            optional ``"per_dataset"`` dict changes settings for one data set (:meth:`settings_for`).
         profile, dataset, seed, device, overrides: the notebook's parameters. ``dataset``: one name or
             a list (``None``: the profile's ``datasets``); ``device``: ``None`` picks one
-            (:func:`memkit.pick_device`); ``overrides``: settings to change, checked by name and type.
+            (:func:`memkit.pick_device`); ``overrides``: settings to change, checked by name and type
+            (the claims of a run with overrides are reported, not asserted: :meth:`record`).
 
     Attributes:
         notebook. profile: the profile in force (``$MEMKIT_PROFILE`` if set). ``cfg``: its settings
@@ -107,6 +111,15 @@ class Run:
                 f"data sets, e.g. ['digits']) to every profile"
             )
         self.datasets = profiles.resolve_datasets(dataset, self.cfg["datasets"])
+        profiles.check_applies(notebook, self.datasets)
+        for name, changes in self.cfg.get("per_dataset", {}).items():
+            try:
+                profiles.resolve_datasets(name, [])
+                if not isinstance(changes, dict) or {"datasets", "per_dataset"} & set(changes):
+                    raise ValueError("give a dict of the settings to change, other than datasets and per_dataset")
+                profiles.settings(self.profile, settings, changes)
+            except ValueError as err:
+                raise ValueError(f"per_dataset[{name!r}] in the {self.profile} settings: {err}") from None
         self.seed = seed
         self.device = pick_device(device)
         self.precision = precision(self.device)
@@ -119,6 +132,8 @@ class Run:
             overrides=overrides or {},
             **self.cfg,
         )
+        if overrides:
+            print("overrides change the profile's settings: claims are reported, not asserted")
         self.timings: dict[str, float] = {}
         self.claims: list[results.Claim] = []
         self._arrays: dict[str, np.ndarray] = {}
@@ -148,6 +163,27 @@ class Run:
                 self._timed_s += dt
 
     # -------------------------------------------------------------------------------------- data
+
+    def settings_for(self, name: str) -> dict[str, Any]:
+        """The settings for data set ``name``: :attr:`cfg` changed by the profile's
+        ``per_dataset[name]`` (e.g. ``per_dataset={"mnist1d": {"widths": [...]}}`` where a data set
+        needs more capacity to show the finding), except settings the run's ``overrides`` set (unless
+        they override ``per_dataset`` itself). Only what a notebook reads from this dict changes: read
+        every per-data-set setting through it."""
+        changes = self.cfg.get("per_dataset", {}).get(name, {})
+        overridden = set() if "per_dataset" in self.parameters["overrides"] else set(self.parameters["overrides"])
+        return {**self.cfg, **{k: v for k, v in changes.items() if k not in overridden}}
+
+    def one_dataset(self) -> str:
+        """The data set of a notebook that runs one at a time; a ``ValueError`` saying how to run
+        several when ``dataset`` named more than one."""
+        if len(self.datasets) != 1:
+            raise ValueError(
+                f"{self.notebook} runs one data set at a time, not {self.datasets}: run it once per data set "
+                f"(memkit regenerate --only {self.notebook[:2]} -p dataset '{json.dumps(self.datasets)}' "
+                f"runs one after another)"
+            )
+        return self.datasets[0]
 
     def load(self, name: str, kind: data.Kind = data.REAL, **options: Any) -> data.Dataset:
         """Data set ``name`` of ``kind`` (:func:`memkit.data.load`), sized for this profile.
@@ -247,13 +283,17 @@ class Run:
         asserted: bool = True,
     ) -> results.Claim:
         """Record the claim ``value <op> threshold`` (:class:`memkit.results.Claim`) and return it.
-        ``asserted=False``: reported in the table and the JSON but never fails the notebook."""
+        ``asserted=False``: reported in the table and the JSON but never fails the notebook (see
+        :meth:`record` for when the run makes a claim reported only)."""
         return self.record([results.Claim(id, statement, metric, value, threshold, op, figure, asserted)])[0]
 
     def record(self, claims: Iterable[results.Claim]) -> list[results.Claim]:
         """Record claims computed elsewhere, e.g. by a finding module's ``claims(...)``; return them.
-        Each claim id may be used once per run."""
-        claims = list(claims)
+        Each claim id may be used once per run. A claim on a data set that is not one of the
+        profile's defaults (its id starts with the data set's name) and every claim of a run with
+        ``overrides`` are reported, not asserted: the thresholds were fixed for the profile's own
+        data and settings."""
+        claims = [dataclasses.replace(c, asserted=False) if self._reported_only(c) else c for c in claims]
         for c in claims:
             if any(d.id == c.id for d in self.claims):
                 raise ValueError(
@@ -262,6 +302,12 @@ class Run:
                 )
             self.claims.append(c)
         return claims
+
+    def _reported_only(self, claim: results.Claim) -> bool:
+        name, _ = results.split_claim_id(claim.id)
+        if name is None:  # a claim without a data set's name: reported unless every data set is a default
+            return bool(self.parameters["overrides"]) or any(d not in self.cfg["datasets"] for d in self.datasets)
+        return bool(self.parameters["overrides"]) or name not in self.cfg["datasets"]
 
     @staticmethod
     def table(header: list[str], rows: list[list[Any]]) -> Any:

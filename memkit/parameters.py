@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from memkit.profiles import PROFILES
+from memkit.profiles import PROFILES, check_applies
 
 
 class ParameterError(ValueError):
@@ -49,7 +49,8 @@ def _parse(source: str) -> ast.Module | None:
 
 
 def _literal(node: ast.AST) -> Any:
-    """The value of a literal, of ``dict(a=..., ...)`` (recursively), else :data:`UNKNOWN`."""
+    """The value of a literal, of ``dict(a=..., ...)``, dicts and lists of them (recursively), else
+    :data:`UNKNOWN`."""
     if (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)
@@ -58,6 +59,10 @@ def _literal(node: ast.AST) -> Any:
         and all(k.arg for k in node.keywords)
     ):
         return {k.arg: _literal(k.value) for k in node.keywords}
+    if isinstance(node, ast.Dict) and None not in node.keys:
+        return {_literal(k): _literal(v) for k, v in zip(node.keys, node.values, strict=True) if k is not None}
+    if isinstance(node, ast.List):
+        return [_literal(v) for v in node.elts]
     try:
         return ast.literal_eval(node)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
@@ -170,7 +175,7 @@ def parse_value(name: str, text: str, default: Any) -> Any:
             return text
         raise ParameterError(
             f"-p {name} {text!r}: not valid JSON ({err}); {name} must be {_kind(default)} "
-            f"(the notebook's default is {json.dumps(default)})"
+            f"(the notebook's default is {json.dumps(default, default=repr)})"
         ) from None
 
 
@@ -178,7 +183,8 @@ def check_parameters(params: dict[str, Any], nbs: list[Path], profile: str) -> d
     """Check parameter values for the notebooks ``nbs`` in ``profile`` before any kernel starts:
     every name must be a parameter of each notebook, every value of its default's type; ``dataset``
     must name data sets, ``device`` an available device, ``overrides`` settings of the profile
-    (with values of the setting's type). Returns ``params``; raises :class:`ParameterError`."""
+    (with values of the setting's type); every notebook must apply to the data sets named
+    (:func:`memkit.profiles.check_applies`). Returns ``params``; raises :class:`ParameterError`."""
     from memkit.data import DATASETS
     from memkit.device import pick_device
 
@@ -201,7 +207,7 @@ def check_parameters(params: dict[str, Any], nbs: list[Path], profile: str) -> d
             elif not _fits(value, defaults[name]):
                 raise ParameterError(
                     f"-p {name} {json.dumps(value)}: {name} must be {_kind(defaults[name])} "
-                    f"(the default in {nb.stem} is {json.dumps(defaults[name])})"
+                    f"(the default in {nb.stem} is {json.dumps(defaults[name], default=repr)})"
                 )
         if "overrides" in params:
             _check_overrides(params["overrides"], nb, profile)
@@ -214,6 +220,13 @@ def check_parameters(params: dict[str, Any], nbs: list[Path], profile: str) -> d
                 f"{', '.join(map(repr, bad)) or '(empty list)'}; use null (each notebook's default), "
                 f"one name or a JSON list of names of: {', '.join(DATASETS)}"
             )
+        for nb in nbs:
+            try:
+                check_applies(nb.stem, names)
+            except ValueError as err:
+                raise ParameterError(
+                    f"-p dataset {json.dumps(params['dataset'])}: {err} (or leave {nb.stem} out with --only)"
+                ) from None
     if params.get("device") is not None:
         try:
             pick_device(params["device"])
@@ -237,7 +250,7 @@ def _check_grid(name: str, values: list[Any], default: Any, nb: Path) -> None:
         raise ParameterError(
             f"-p {name} {json.dumps(values)}: each {name} in the list must be "
             f"{_kind(default)} "
-            f"(the default in {nb.stem} is {json.dumps(default)}), not {json.dumps(bad[0])}"
+            f"(the default in {nb.stem} is {json.dumps(default, default=repr)}), not {json.dumps(bad[0])}"
         )
 
 

@@ -18,8 +18,9 @@ PROFILES = ("test", "quick", "paper")
 
 #: How a profile sizes each data set when a notebook asks for "all of it" (``None``): at most
 #: ``n_train`` training and ``n_test`` test examples (the first ones, in the original order), and
-#: 28×28 images at 14×14, the paper's size for MNIST. The embedded data sets (digits, MNIST-1D) and
-#: the CIFAR-10 subset are small enough to use whole; ``paper`` uses every data set whole. A
+#: 28×28 images at 14×14, the paper's size for MNIST, and 32×32 CIFAR images at 16×16 in ``quick``
+#: (a quarter of the inputs: an MLP's first layer costs a quarter). The embedded data sets (digits,
+#: MNIST-1D) and the CIFAR-10 subset's 4000 examples are used whole; ``paper`` uses every data set whole. A
 #: notebook's own setting (e.g. ``n_train=1000``) always wins over these defaults.
 DATA_LIMITS: dict[str, dict[str, dict[str, int]]] = {
     "test": {
@@ -29,11 +30,32 @@ DATA_LIMITS: dict[str, dict[str, dict[str, int]]] = {
     "quick": {
         "mnist": dict(n_train=2000, n_test=1000, size=14),
         "fashion-mnist": dict(n_train=2000, n_test=1000, size=14),
-        "cifar10": dict(n_train=4000, n_test=1000),
-        "cifar100": dict(n_train=4000, n_test=1000),
+        "cifar10": dict(n_train=4000, n_test=1000, size=16),
+        "cifar100": dict(n_train=4000, n_test=1000, size=16),
+        "cifar10-subset": dict(size=16),
     },
     "paper": {},
 }
+
+
+#: The data sets a notebook does not apply to, each with the reason: :class:`memkit.experiment.Run`
+#: refuses them at once (:func:`check_applies`), and ``memkit regenerate`` before a kernel starts.
+UNSUPPORTED: dict[str, dict[str, str]] = {
+    "07_one_way_to_learn": {
+        "mnist1d": "its Dist compares the networks on DCGAN samples and activation-maximised inputs, both "
+        "square images (C, H, W); MNIST-1D's examples are 1-D signals",
+    },
+}
+
+
+def check_applies(notebook: str, datasets: Sequence[str]) -> None:
+    """Raise ``ValueError`` naming the reason if ``notebook`` does not apply to one of ``datasets``
+    (:data:`UNSUPPORTED`)."""
+    for name in datasets:
+        reason = UNSUPPORTED.get(notebook, {}).get(name)
+        if reason:
+            fits = [d for d in DATASETS if d not in UNSUPPORTED.get(notebook, {})]
+            raise ValueError(f"{notebook} does not apply to {name}: {reason}. Choose one of {', '.join(fits)}")
 
 
 def data_limits(profile: str, name: str) -> dict[str, int]:

@@ -80,8 +80,24 @@ class Setting:
     adversarial = property(lambda self: self.strength if self.regularizer.startswith("adversarial") else 0.0)
 
 
-def grid(strengths: Mapping[str, Sequence[float]], adv_dropout: float = 0.5) -> list[Setting]:
-    """``none`` followed by every regularizer of ``strengths`` at each of its strengths."""
+def grid(
+    strengths: Mapping[str, Sequence[float]], adv_dropout: float = 0.5, chosen: Mapping[str, float] | None = None
+) -> list[Setting]:
+    """``none`` followed by every regularizer of ``strengths`` at each of its strengths. ``chosen``
+    (one strength per regularizer, shown in Fig. 11) must name one of each regularizer's strengths:
+    checked here, before any training."""
+    extra = sorted(set(chosen or {}) - set(strengths))
+    if extra:
+        raise ValueError(
+            f"chosen names regularizers it does not train: {', '.join(extra)}; "
+            f"give chosen one strength for each of {', '.join(strengths)}"
+        )
+    for r, ss in strengths.items():
+        if chosen is not None and chosen.get(r) not in ss:
+            raise ValueError(
+                f"chosen {r}={chosen.get(r)} is not one of its strengths {list(ss)}: "
+                f"set chosen[{r!r}] to one of them or add it to strengths"
+            )
     return [Setting()] + [
         Setting(r, float(s), adv_dropout if r == "adversarial_dropout" else 0.0)
         for r, ss in strengths.items()

@@ -30,12 +30,23 @@ from typing import Any, cast
 import numpy as np
 import torch
 
+from memkit.data import DATASETS
+
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
     ">=": operator.ge,
     "<": operator.lt,
     "<=": operator.le,
 }
+
+
+def split_claim_id(claim_id: str) -> tuple[str | None, str]:
+    """``"cifar10-subset-real-vs-randX"`` → ``("cifar10-subset", "real-vs-randX")``: the longest
+    data-set name of :data:`memkit.data.DATASETS` that prefixes the id, or ``None`` and the id."""
+    for name in sorted(DATASETS, key=len, reverse=True):
+        if claim_id.startswith(f"{name}-"):
+            return name, claim_id[len(name) + 1 :]
+    return None, claim_id
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ claim id without its data-set prefix), one column per run (profile and data set,
 and date), so a reader sees at a glance what replicated where. The runs of a grid's seeds
 (``<notebook>[.<dataset>].seed<N>.json``, :mod:`memkit.grid`) share one column per profile and
 data set, whose cell says in how many of the seeds the claim held. Rows with a claim that did not
-hold somewhere come first, each with the notebook's note on why where it gave one.
+hold somewhere come first, each with the notebook's note on why where it gave one. Below, the
+time each notebook took on each data set in the ``quick`` profile (:func:`times`; the README
+quotes that table).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any
 
 from memkit.data import DATASETS
 from memkit.grid import SEED, seed_of
-from memkit.results import atomic_write, markdown_table
+from memkit.profiles import UNSUPPORTED
+from memkit.results import atomic_write, markdown_table, split_claim_id
 
 #: Profiles shown in the scorecard, in column order (``test`` runs are smoke tests, not results).
 PROFILES = ("quick", "paper")
@@ -59,15 +62,6 @@ class Seeds:
         if k < n:
             mark = f"{mark} (reported only)" if not all(c.asserted for c in self.cells) else f"**{mark}**"
         return f"{mark} (mean {mean:.3g})"
-
-
-def split_claim_id(claim_id: str) -> tuple[str | None, str]:
-    """``"cifar10-subset-real-vs-randX"`` → ``("cifar10-subset", "real-vs-randX")``: the longest
-    data-set name of :data:`memkit.data.DATASETS` that prefixes the id, or ``None`` and the id."""
-    for name in sorted(DATASETS, key=len, reverse=True):
-        if claim_id.startswith(f"{name}-"):
-            return name, claim_id[len(name) + 1 :]
-    return None, claim_id
 
 
 def _column(doc: dict[str, Any], dataset: str | None, seeds: bool = False) -> str:
@@ -135,7 +129,57 @@ def scorecard(root: Path) -> str:
     if notes:
         lines += ["", "## Why some claims did not hold", ""]
         lines += [f"- {nb} {claim} in {col}: {note}" for nb, claim, col, note in notes]
+    lines += ["", "## Time per notebook and data set (quick profile)", "", times(root)]
     return "\n".join(lines) + "\n"
+
+
+def run_datasets(doc: dict[str, Any]) -> list[str]:
+    """The data sets a result JSON's run covered: its ``dataset`` parameter, else its profile's defaults."""
+    params = doc.get("parameters", {})
+    named = params.get("dataset")
+    if named is None:
+        return list(params.get("datasets", []))
+    return [named] if isinstance(named, str) else list(named)
+
+
+def times(root: Path, profile: str = "quick") -> str:
+    """A Markdown table: the timed work (``timings["total_s"]``, seconds; the kernel's start is not
+    in it) of each notebook's run per data set, from the result JSONs of ``root/results/<profile>/``
+    (one run per notebook and data set; a grid's seed runs and runs with ``overrides`` are left out).
+    A run that covered several data sets at once shows its total under each, marked, unless a run of
+    that data set alone exists; a data set the notebook does not apply to
+    (:data:`memkit.profiles.UNSUPPORTED`) says so. Below the table, the machines the runs measured."""
+    found: dict[tuple[str, str], tuple[float, int]] = {}
+    machines: set[str] = set()
+    docs = [(p, json.loads(p.read_text())) for p in sorted((root / "results" / profile).glob("*.json"))]
+    runs = [
+        (path.stem.split(".")[0], doc)
+        for path, doc in docs
+        if seed_of(path.stem) is None
+        and "total_s" in doc.get("timings", {})
+        and not doc.get("parameters", {}).get("overrides")
+    ]
+    for notebook, doc in sorted(runs, key=lambda r: -len(run_datasets(r[1]))):  # a run of one data set wins
+        names = run_datasets(doc)
+        for name in names:
+            found[doc.get("notebook", notebook), name] = (doc["timings"]["total_s"], len(names))
+        env = doc.get("environment", {})
+        machines.add(f"{env.get('device_name') or env.get('device', '?')} with {env.get('cpu_threads', '?')} threads")
+    if not found:
+        return f"No timed {profile} runs yet."
+    notebooks = sorted({nb for nb, _ in found})
+    columns = [d for d in DATASETS if any(d == name for _, name in found)]
+
+    def cell(nb: str, name: str) -> str:
+        if name in UNSUPPORTED.get(nb, {}):
+            return "does not apply"
+        if (nb, name) not in found:
+            return ""
+        seconds, shared = found[nb, name]
+        return f"{seconds:.0f} s" + (f" (one run over {shared} data sets)" if shared > 1 else "")
+
+    table = markdown_table(["notebook", *columns], [[nb, *(cell(nb, d) for d in columns)] for nb in notebooks])
+    return f"{table}\n\nMeasured on: {', '.join(sorted(machines))}."
 
 
 def write_scorecard(root: Path) -> Path:

@@ -171,6 +171,64 @@ def test_finish_writes_claims_and_asserts_only_asserted_ones(out):
     paper.finish()  # the paper profile reports
 
 
+def test_claims_of_a_run_with_overrides_are_reported_not_asserted(out, capsys):
+    run = make(overrides={"n_models": 1})
+    assert "claims are reported, not asserted" in capsys.readouterr().out
+    run.claim("fails", "s", "m", 0.0, 1.0)
+    path = run.finish()  # the thresholds were fixed for the profile's own settings
+    assert json.loads(path.read_text())["claims"][0]["asserted"] is False
+
+
+def test_claims_on_other_data_than_the_profiles_defaults_are_reported_not_asserted(out):
+    run = make(dataset=["digits", "mnist"])
+    run.claim("mnist-fails", "s", "m", 0.0, 1.0)
+    run.claim("digits-holds", "s", "m", 2.0, 1.0)
+    assert [c.asserted for c in run.claims] == [False, True]
+    run.finish()  # mnist is not the quick profile's default: its failing claim is reported
+    run.claim("digits-fails", "s", "m", 0.0, 1.0)
+    with pytest.raises(AssertionError, match="digits-fails"):
+        run.finish()
+    assert not run.claim("no-data-set-named", "s", "m", 0.0, 1.0).asserted  # the run covers mnist
+    assert make().claim("no-data-set-named", "s", "m", 0.0, 1.0).asserted
+
+
+def test_a_notebook_refuses_a_data_set_it_does_not_apply_to_at_once(out, monkeypatch):
+    monkeypatch.setitem(experiment.profiles.UNSUPPORTED, "99_demo", {"mnist1d": "it needs images"})
+    with pytest.raises(
+        ValueError, match=r"99_demo does not apply to mnist1d: it needs images\. Choose one of digits, mnist,"
+    ):
+        make(dataset=["digits", "mnist1d"])
+    assert make(dataset="mnist").datasets == ["mnist"]
+
+
+def test_settings_for_a_data_set_apply_its_changes_unless_overridden(out):
+    table = {p: {**v, "per_dataset": {}} for p, v in SETTINGS.items()}
+    table["quick"] = {**table["quick"], "per_dataset": {"mnist1d": {"n_models": 8, "lr": 0.5}}}
+    run = experiment.Run("99_demo", table, device="cpu", overrides={"lr": 0.2})
+    assert run.settings_for("mnist1d")["n_models"] == 8 and run.settings_for("mnist1d")["lr"] == 0.2
+    assert run.settings_for("digits") == run.cfg
+    run = experiment.Run("99_demo", table, device="cpu", overrides={"lr": 0.2, "per_dataset": {"mnist1d": {"lr": 0.7}}})
+    assert run.settings_for("mnist1d")["lr"] == 0.7  # per_dataset itself overridden: its values count
+    for bad in (5, {"datasets": ["mnist"]}):
+        table["quick"]["per_dataset"] = {"mnist1d": bad}
+        with pytest.raises(ValueError, match="give a dict of the settings to change"):
+            experiment.Run("99_demo", table, device="cpu")
+    table["quick"]["per_dataset"] = {"mnist1d": {"n_model": 8}}
+    with pytest.raises(
+        ValueError, match=r"per_dataset\['mnist1d'\] in the quick settings: unknown setting\(s\) n_model"
+    ):
+        experiment.Run("99_demo", table, device="cpu")
+    table["quick"]["per_dataset"] = {"svhn": {"n_models": 8}}
+    with pytest.raises(ValueError, match=r"per_dataset\['svhn'\].*unknown data set 'svhn'"):
+        experiment.Run("99_demo", table, device="cpu")
+
+
+def test_one_dataset_says_how_to_run_several(out):
+    assert make(dataset="mnist").one_dataset() == "mnist"
+    with pytest.raises(ValueError, match=r"runs one data set at a time.*-p dataset '\[\"digits\", \"mnist\"\]'"):
+        make(dataset=["digits", "mnist"]).one_dataset()
+
+
 def test_table_is_markdown(out):
     md = experiment.Run.table(["a", "b"], [[1, 0.5]])
     assert md.data == "| a | b |\n| --- | --- |\n| 1 | 0.5 |"

@@ -61,6 +61,7 @@ CUT_DOWN = {
             "epochs": 1,
             "arch_options": {"channels": [4], "hidden": 8},
             "strengths": {"dropout": [0.5], "weight_decay": [0.001], "adversarial": [0.5]},
+            "chosen": {"dropout": 0.5, "weight_decay": 0.001, "adversarial": 0.5},
             "lass": {"n_iter": 2},
         },
     ),

@@ -54,6 +54,15 @@ def test_settings_grid_and_options():
         reg.Setting("dropout", 0.0)
 
 
+def test_grid_refuses_a_chosen_strength_it_does_not_train():
+    with pytest.raises(ValueError, match=r"chosen dropout=0.3 is not one of its strengths \[0.2, 0.5\]"):
+        reg.grid({"dropout": [0.2, 0.5]}, chosen={"dropout": 0.3})
+    with pytest.raises(ValueError, match="chosen weight_decay=None"):
+        reg.grid({"dropout": [0.5], "weight_decay": [0.01]}, chosen={"dropout": 0.5})
+    with pytest.raises(ValueError, match="chosen names regularizers it does not train: dropuot"):
+        reg.grid({"dropout": [0.5]}, chosen={"dropout": 0.5, "dropuot": 0.5})
+
+
 def test_factory_builds_the_settings_layers():
     model = reg.factory("mlp", (1, 8, 8), 10, reg.Setting("input_noise", 0.5), widths=[16])()
     noise = [m for m in model.modules() if isinstance(m, models.GaussianNoise)]

@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from memkit import parameters, runner
+from memkit import parameters, profiles, runner
 from tests.helpers import NOTEBOOKS, ROOT
 
 PARAMETERS = 'profile = "quick"\nseed = 0\ndataset = None\noverrides = {}'
@@ -174,6 +174,16 @@ def test_parameters_are_checked_for_every_notebook_to_run(project, monkeypatch):
     assert parameters.parse_value("dataset", '["mnist", "cifar10"]', None) == ["mnist", "cifar10"]
 
 
+def test_a_data_set_a_notebook_does_not_apply_to_is_refused_before_any_kernel(project, monkeypatch):
+    monkeypatch.setattr(runner, "run_notebook", _no_kernel)
+    monkeypatch.setitem(profiles.UNSUPPORTED, "01_ok", {"mnist1d": "it needs images"})
+    with pytest.raises(
+        parameters.ParameterError,
+        match='-p dataset \\["digits", "mnist1d"\\]: 01_ok does not apply to mnist1d: it needs images',
+    ):
+        runner.regenerate("quick", params={"dataset": ["digits", "mnist1d"]}, root=project)
+
+
 def test_every_notebooks_parameters_and_settings_are_read_from_its_source():
     """The static reading that the checks rely on works on the real notebooks, in every profile."""
     for nb in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
@@ -305,13 +315,13 @@ def test_settings_are_read_from_a_settings_assignment(tmp_path):
     path = tmp_path / "05_x.ipynb"
     _notebook(
         path,
-        'SETTINGS = {"test": dict(datasets=["digits"], n_seeds=2, rates=[0.1]),\n'
-        '            "quick": dict(datasets=["digits"], n_seeds=4, rates=[0.1, 0.5])}\n'
+        'SETTINGS = {"test": dict(datasets=["digits"], n_seeds=2, rates=[0.1], per={}),\n'
+        '            "quick": dict(datasets=["digits"], n_seeds=4, rates=[0.1, 0.5], per={"a": dict(n=[dict(m=1)])})}\n'
         'run = experiment.Run("05_x", SETTINGS, profile=profile)',
     )
     assert parameters.notebook_settings(path) == {
-        "test": {"datasets": ["digits"], "n_seeds": 2, "rates": [0.1]},
-        "quick": {"datasets": ["digits"], "n_seeds": 4, "rates": [0.1, 0.5]},
+        "test": {"datasets": ["digits"], "n_seeds": 2, "rates": [0.1], "per": {}},
+        "quick": {"datasets": ["digits"], "n_seeds": 4, "rates": [0.1, 0.5], "per": {"a": {"n": [{"m": 1}]}}},
     }
     with pytest.raises(parameters.ParameterError, match="n_seeds"):
         parameters.parse_parameters([("overrides", '{"n_seeds": "4"}')], [path], "quick")
