@@ -107,6 +107,20 @@ def peak(
     return out
 
 
+def bandwidth(device: torch.device, n_floats: int) -> float:
+    """The measured rate (GB/s, bytes read plus written) of copying ``n_floats`` float32 numbers:
+    what a memory-bound pass over tensors of that size (e.g. the SGD update of every parameter) gets."""
+    a, b = torch.randn(n_floats, device=device), torch.empty(n_floats, device=device)
+    best, _, _ = timed(lambda: b.copy_(a), device, 20)
+    return 8 * n_floats / best / 1e9
+
+
+def update_bytes(n_params: int, momentum: bool) -> int:
+    """The least memory traffic of one SGD update of ``n_params`` float32 parameters: read θ, g (and
+    v), write θ (and v); five passes with momentum, three without."""
+    return 4 * n_params * (5 if momentum else 3)
+
+
 def machine(device: torch.device) -> str:
     name = platform.processor() or platform.machine()
     if device.type == "cuda":

@@ -1,7 +1,8 @@
 """Benchmark: S small CNNs (``models.cnn``: Conv 32 → Conv 64 → Dense 128, no BatchNorm) on
-digits, one epoch, batched (vmap Ensemble; CNNs stay on the generic path) vs the per-seed loop.
-Writes ``results/cnn.json``. Notebook 04's CNN is the paper's (BatchNorm): its seeds train one
-after another (``models.needs_loop``), so this is the batched small CNN of the collection.
+digits (or ``--data mnist1d``: 1-D convolutions), one epoch, batched (vmap Ensemble:
+``train_seeds(batched=True)``) vs the per-seed loop. Writes ``results/cnn.json``. On a CPU the
+batched CNN was half as fast as the loop, so ``train_seeds`` loops over convolutional seeds there
+by default (``models.is_convolutional``); on a GPU it batches them.
 
     python benchmarks/cnn.py
     python benchmarks/cnn.py --models 2 --examples 64 --repeats 1   # smoke run
@@ -34,6 +35,7 @@ def main() -> None:
     parser = arguments(__doc__, repeats=3, name="cnn")
     parser.add_argument("--models", type=int, default=100)
     parser.add_argument("--examples", type=int, default=1000)
+    parser.add_argument("--data", default="digits", help="e.g. mnist1d: 1-D convolutions (notebook 06's CNN)")
     parser.add_argument("--channels", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -41,7 +43,7 @@ def main() -> None:
 
     info = start(args)
     device = pick_device(args.device)
-    ds = data.load("digits", n_train=args.examples)
+    ds = data.load(args.data, n_train=args.examples)
     x, y = ds.x_train.to(device), ds.y_train.to(device)
 
     def factory():
@@ -52,9 +54,7 @@ def main() -> None:
     gflop = args.models * steps * step_flop(factory, x[: args.batch_size], y[: args.batch_size]) / 1e9
 
     def run(batched: bool) -> torch.Tensor:
-        return training.train_seeds(
-            factory, x, y, sgd, n_seeds=args.models, device=device, batched=None if batched else False
-        ).predict(x)
+        return training.train_seeds(factory, x, y, sgd, n_seeds=args.models, device=device, batched=batched).predict(x)
 
     t_loop, all_loop, p_loop = timed(lambda: run(False), device, max(1, args.repeats // 2))
     t_ens, all_ens, p_ens = timed(lambda: run(True), device, args.repeats)
@@ -67,7 +67,7 @@ def main() -> None:
     agree = (p_ens == p_loop).float().mean().item()
     report(
         args.name,
-        f"{args.models} CNNs {args.channels}+{args.hidden}, 1 epoch of {len(x)} digits, batch {args.batch_size}",
+        f"{args.models} CNNs {args.channels}+{args.hidden}, 1 epoch of {len(x)} {args.data}, batch {args.batch_size}",
         rows,
         device=device,
         info=info,

@@ -9,13 +9,14 @@ batched-linear fast path (the default for plain MLPs). Prints the table of issue
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
-from _common import arguments, mlp_step_flop, peak, report, start, timed
+from _common import arguments, bandwidth, mlp_step_flop, peak, report, start, timed, update_bytes
 
 from memkit import data, models, pick_device, training
 
@@ -63,10 +64,22 @@ def main() -> None:
         dict(path="per-seed loop (train_seeds batched=False)", seconds=t_loop, all=all_loop),
         dict(path="Ensemble + fit, generic vmap path", seconds=t_vmap, all=all_vmap, gflop=gflop),
         dict(path="Ensemble + fit, batched-linear fast path (default)", seconds=t_fast, all=all_fast, gflop=gflop),
-        dict(path=f"the limit: {gflop:.2f} GFLOP at the measured peak", seconds=float("nan"), gflop=gflop),
     ]
     pk = peak(device, (args.models, args.batch_size, sizes[0], sizes[1]))
-    rows[-1]["seconds"] = gflop / pk["peak_gflops"]
+    n_params = args.models * sum(a * b + b for a, b in itertools.pairwise(sizes))
+    pk["update_gbs"] = bandwidth(device, n_params)
+    gbyte = steps * update_bytes(n_params, sgd.momentum > 0) / 1e9
+    rows += [
+        dict(
+            path=f"the compute limit: {gflop:.2f} GFLOP at the measured peak",
+            seconds=gflop / pk["peak_gflops"],
+            gflop=gflop,
+        ),
+        dict(
+            path=f"the memory limit: {gbyte:.2f} GB of SGD updates at the measured {pk['update_gbs']:.0f} GB/s",
+            seconds=gbyte / pk["update_gbs"],
+        ),
+    ]
     agree = dict(
         fast_vs_loop=(p_fast == p_loop).float().mean().item(), vmap_vs_loop=(p_vmap == p_loop).float().mean().item()
     )

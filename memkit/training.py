@@ -2,7 +2,8 @@
 
 S seeds of a model train as one batched :class:`~memkit.ensemble.Ensemble` when the model allows
 it (:func:`memkit.models.needs_loop` is False: no BatchNorm running statistics; dropout and noise
-layers of :mod:`memkit.models` are fine), else one seed after another with ``torch.optim.SGD``
+layers of :mod:`memkit.models` are fine) and it pays (not a convolutional model on a CPU:
+:func:`memkit.models.is_convolutional`), else one seed after another with ``torch.optim.SGD``
 (:func:`train_single`). Seed ``i`` is ``member_seeds(seed, S)[i]`` either way: its initialisation,
 its data order, its augmentation and its noise layers' random numbers, so both paths give the same
 models (to float tolerance) and the same result type, :class:`Seeds`.
@@ -21,7 +22,7 @@ from tqdm.auto import tqdm
 
 from memkit.device import pick_device
 from memkit.ensemble import Ensemble, data_rows, fit, subset_rows
-from memkit.models import needs_loop, set_noise_step
+from memkit.models import is_convolutional, needs_loop, set_noise_step
 from memkit.sgd import SGD, Factory, Step, augment_batch, data_orders, init_model, member_seeds, steps_per_epoch
 
 __all__ = [
@@ -271,8 +272,10 @@ def train_seeds(
         hook: ``hook(models, step, xb, yb) -> (xb, yb)`` before each update, with the batch
             ``(S', B, ...)`` and ``(S', B)``; returns the batch to train on (e.g. adversarial
             examples from ``models.forward``, which runs the members in eval mode).
-        batched: ``None`` decides by :func:`memkit.models.needs_loop`; ``False`` forces the per-seed
-            loop (e.g. to compare both); ``True`` insists on the batched path.
+        batched: ``None`` trains batched unless the model needs the per-seed loop
+            (:func:`memkit.models.needs_loop`) or is convolutional on a CPU, where the loop is the
+            faster (:func:`memkit.models.is_convolutional`); ``False`` forces the per-seed loop (e.g.
+            to compare both); ``True`` insists on the batched path.
     """
     factories = _factories(factory, n_seeds)
     s = len(factories)
@@ -281,7 +284,7 @@ def train_seeds(
             f"SGD gives per-member lr/weight_decay for {sgd.n_members} members but {s} are trained: "
             "give one value per member, or a float for all"
         )
-    loop = any(needs_loop(f) for f in {id(f): f for f in factories}.values())
+    loop = any(needs_loop(f) for f in {id(f): f for f in factories}.values())  # BatchNorm, torch's dropout
     if batched and loop:
         raise ValueError(
             "batched=True, but this model needs the per-seed loop (BatchNorm running statistics or "
@@ -291,6 +294,9 @@ def train_seeds(
         raise ValueError(
             f"augment=True needs images (N, C, H, W); these inputs are {tuple(x.shape)}: set augment=False"
         )
+    unique = {id(f): f for f in factories}.values()
+    if batched is None and pick_device(device).type == "cpu" and any(is_convolutional(f) for f in unique):
+        batched = False
     if batched is False or loop:
         return _loop(
             factories,

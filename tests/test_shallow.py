@@ -132,14 +132,14 @@ def test_augment_batch_flips_or_keeps_without_padding():
 def test_train_tracked_ensemble_matches_the_per_seed_loop(monkeypatch):
     ds = data.load("digits", n_train=96, n_test=100)
     sgd = training.SGD(batch_size=32, lr=0.05, momentum=0.9, epochs=2)
+    loop = shallow.train_tracked(ds, "cnn", sgd, n_seeds=2, n_log=3, seed=1, device="cpu", progress=False)
+    monkeypatch.setattr(training, "is_convolutional", lambda factory: False)  # batched, as on a GPU
     traj = shallow.train_tracked(ds, "cnn", sgd, n_seeds=2, n_log=3, seed=1, device="cpu", progress=False)
     grid = shallow.log_step_grid(6, 3, n_log=3)
     assert traj.method == "ensemble" and np.array_equal(traj.steps, grid)
     assert traj.correct.shape == (len(grid), 2, 100) and traj.correct.dtype == torch.bool
     assert traj.epochs[-1] == 2.0
-    monkeypatch.setattr(training, "needs_loop", lambda factory: True)  # the per-seed path for the same model
-    loop = shallow.train_tracked(ds, "cnn", sgd, n_seeds=2, n_log=3, seed=1, device="cpu", progress=False)
-    assert loop.method == "loop" and loop.seeds == traj.seeds
+    assert loop.method == "loop" and loop.seeds == traj.seeds  # a CNN's seeds loop on a CPU
     assert (loop.correct == traj.correct).float().mean() > 0.99  # the same models, to float tolerance
     c = shallow.curves(traj, traj.correct[-1, 0], ds.y_test, n_perm=10)  # M := seed 0 of D at the end: T01 = T10 = 0
     assert c.t.shape == (len(grid), 2, 2, 2)

@@ -170,7 +170,9 @@ def _max_diff(a: torch.nn.Module, b: torch.nn.Module) -> float:
 def test_batched_equals_per_seed_with_dropout_and_noise_at_per_member_rates(digits, make):
     factories = [lambda p=p: make(digits, p) for p in (0.1, 0.3, 0.5)]
     sgd = training.SGD(lr=0.05, batch_size=64, epochs=2, momentum=0.9)
-    batched = training.train_seeds(factories, digits.x_train, digits.y_train, sgd, n_seeds=None, seed=4, device="cpu")
+    batched = training.train_seeds(
+        factories, digits.x_train, digits.y_train, sgd, n_seeds=None, seed=4, device="cpu", batched=True
+    )
     loop = training.train_seeds(
         factories, digits.x_train, digits.y_train, sgd, n_seeds=None, seed=4, device="cpu", batched=False
     )
@@ -198,6 +200,19 @@ def test_noise_layers_draw_per_member_numbers_and_are_the_identity_in_eval_mode(
     assert abs(eps.mean().item()) < 0.02 and abs(eps.std().item() - 1) < 0.02
     with pytest.raises(ValueError, match="dropout rate"):
         models.Dropout(1.0)
+
+
+def test_convolutional_seeds_loop_on_a_cpu_unless_batched_is_asked_for(digits):
+    x, y = digits.x_train, digits.y_train
+
+    def cnn():
+        return models.cnn((1, 8, 8), 10, channels=[2], hidden=4)
+
+    sgd = training.SGD(lr=0.05, batch_size=32)
+    assert models.is_convolutional(cnn) and not models.is_convolutional(lambda: models.mlp((4,), [8], 2))
+    assert not training.train_seeds(cnn, x[:64], y[:64], sgd, n_seeds=2, device="cpu").batched
+    assert training.train_seeds(cnn, x[:64], y[:64], sgd, n_seeds=2, device="cpu", batched=True).batched
+    assert training.train_seeds(lambda: models.mlp((1, 8, 8), [8], 10), x[:64], y[:64], sgd, n_seeds=2).batched
 
 
 def test_needs_loop_for_batch_norm_but_not_for_noise_layers():
@@ -244,7 +259,7 @@ def test_augmentation_in_the_batched_path_equals_the_per_seed_path(digits):
     sgd = training.SGD(lr=0.05, batch_size=64, momentum=0.9, augment=True)
     runs = [
         training.train_seeds(factory, digits.x_train, digits.y_train, sgd, n_seeds=2, seed=8, device="cpu", batched=b)
-        for b in (None, False)
+        for b in (True, False)
     ]
     assert runs[0].batched and not runs[1].batched
     for i in range(2):
@@ -324,7 +339,7 @@ def test_train_seeds_returns_the_same_type_both_ways(digits):
             batched=b,
             callback=lambda m, step: views.append(tuple(m.members)),
         )
-        for b in (None, False)
+        for b in (True, False)
     ]
     assert [r.batched for r in runs] == [True, False] and all(isinstance(r, training.Seeds) for r in runs)
     for name in ("logits", "predict"):
@@ -354,7 +369,7 @@ def test_data_index_in_both_paths(digits):
         training.train_seeds(
             factory, x, y, training.SGD(lr=0.1, batch_size=30), n_seeds=3, device="cpu", data_index=index, batched=b
         )
-        for b in (None, False)
+        for b in (True, False)
     ]
     assert torch.equal(*(r.correct(x, y, data_index=index) for r in runs))
 
