@@ -60,10 +60,18 @@ def main() -> None:
     t_loop, all_loop, p_loop = timed(loop, device, max(1, args.repeats // 2))
     t_vmap, all_vmap, p_vmap = timed(lambda: batched(False), device, args.repeats)
     t_fast, all_fast, p_fast = timed(lambda: batched(True), device, args.repeats)
+    fresh = [training.Ensemble(factory, args.models, device=device) for _ in range(args.repeats + 1)]
+    t_fit, all_fit, _ = timed(lambda: training.fit(fresh.pop(), x, y, sgd), device, args.repeats)
     rows = [
         dict(path="per-seed loop (train_seeds batched=False)", seconds=t_loop, all=all_loop),
         dict(path="Ensemble + fit, generic vmap path", seconds=t_vmap, all=all_vmap, gflop=gflop),
         dict(path="Ensemble + fit, batched-linear fast path (default)", seconds=t_fast, all=all_fast, gflop=gflop),
+        dict(
+            path="the fast path's training alone (fit: no set-up, no predictions)",
+            seconds=t_fit,
+            all=all_fit,
+            gflop=gflop,
+        ),
     ]
     pk = peak(device, (args.models, args.batch_size, sizes[0], sizes[1]))
     n_params = args.models * sum(a * b + b for a, b in itertools.pairwise(sizes))

@@ -488,7 +488,7 @@ class _FastMLP:
             if kind not in ("linear", "relu"):
                 continue  # flatten: done; dropout and noise: off in eval mode
             if kind == "relu":
-                h = h.relu_()
+                h = torch.relu(h) if first else h.relu_()  # in place on this call's own activations only
                 continue
             w, b = params[f"{name}.weight"], params.get(f"{name}.bias")
             if first:

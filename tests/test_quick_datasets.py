@@ -19,6 +19,7 @@ import pytest
 
 from memkit import profiles
 from tests.helpers import NOTEBOOKS, data_dir, run_notebook
+from tests.test_paper_profiles import CUT_DOWN
 
 OFFLINE = ("digits", "mnist1d", "mnist", "fashion-mnist", "cifar10-subset")
 
@@ -26,32 +27,8 @@ OFFLINE = ("digits", "mnist1d", "mnist", "fashion-mnist", "cifar10-subset")
 CUT = {
     "01_easy_examples": {"n_seeds": 4, "n_repeats": 1, "n_train": 200, "n_track": 100},
     "02_loss_sensitivity": {"n_train": 100, "n_seeds": 2, "epochs": 2, "n_times": 2, "n_times_class": 2},
-    "03_capacity_convergence": {
-        "n_seeds": 1,
-        "capacity_n": 200,
-        "n_heldout": 100,
-        "capacity_widths": [16, 64],
-        "capacity_epochs": 1,
-        "noise_levels": [0.0, 0.8],
-        "clean_controls": [0.8],
-        "time_noise": {"randX": [1.0]},
-        "time_sizes": [50, 100],
-        "time_width": 64,
-        "time_widths": [16, 64],
-        "time_n": 100,
-        "time_budget": 2,
-    },
-    "04_critical_samples": {
-        "n_seeds": 1,
-        "n_train": 64,
-        "n_test": 50,
-        "n_csr": 10,
-        "epochs": [0, 1],
-        "noise_levels": [0.5],
-        "widths": [64],
-        "n_check": 100,
-        "lass": {"n_iter": 2},
-    },
+    "03_capacity_convergence": CUT_DOWN["03_capacity_convergence"][1],  # the same cut as the paper path's
+    "04_critical_samples": CUT_DOWN["04_critical_samples"][1],
     "05_regularization": {
         "n_train": 64,
         "n_seeds": 1,
