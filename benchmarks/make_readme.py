@@ -61,8 +61,15 @@ Where the time went, and what changed (2026-11-30, `mlp_profile.txt`, `python be
 - Small CNNs: the batched (vmap) path runs each convolution as one grouped convolution over the
   members, which ran at 0.5-0.9× the per-seed loop here; `train_seeds` therefore trains
   convolutional seeds one after another on a CPU (and batched on a GPU). The per-seed loop itself
-  reaches 21-45% of the measured peak, so no batching could give the issue's 10× on this CPU: the
-  compute limit is 2-7× the loop (the "limit" rows).
+  reaches 15-45% of the measured peak (1 and 2 threads), so no batching could give the issue's 10× on
+  this CPU: the compute limit is 2-7× the loop (the "limit" rows).
+- MLP end to end (set-up of 100 models, one epoch, predictions on 1000 inputs): the training alone
+  runs at about two thirds of the measured matmul peak, but the ratio to the per-seed loop counts
+  the ensemble's set-up and predictions too; 20× would need the whole run at about 85% of peak.
+- 02's recording batches 10 seeds: its ratio cannot pass about 10× (ten seeds for the price of
+  one); at 7.6× the ten seeds cost 1.3 times one seed. LASS: the one-model loop already runs at
+  about a quarter of the peak, so batching 20 models can give at most about 4×; it gives 1.2×
+  (not profiled further).
 - The 1-minute load average includes the previous script when the scripts run one after another
   (about 1 right after a 2-thread script on 2 cores), so such runs are marked "not idle": the mark
   asks for a check, it is not proof of contention.
