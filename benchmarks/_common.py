@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from memkit import data, pick_device
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -67,6 +69,17 @@ def start(args: argparse.Namespace) -> dict[str, Any]:
     """Set the threads (:func:`pick_threads`) and warn when the machine is busy; returns the load."""
     pick_threads(args.threads)
     return warn_if_busy()
+
+
+def workload(
+    args: argparse.Namespace, name: str
+) -> tuple[dict[str, Any], torch.device, data.Dataset, torch.Tensor, torch.Tensor]:
+    """:func:`start`, then the device (``--device``) and the first ``--examples`` training examples of
+    data set ``name`` on it: ``(load, device, dataset, x, y)``."""
+    info = start(args)
+    device = pick_device(args.device)
+    ds = data.load(name, n_train=args.examples)
+    return info, device, ds, ds.x_train.to(device), ds.y_train.to(device)
 
 
 def sync(device: torch.device) -> None:

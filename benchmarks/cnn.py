@@ -17,10 +17,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
 import torch.nn.functional as F
-from _common import arguments, peak, report, start, timed
+from _common import arguments, peak, report, timed, workload
 from torch.utils.flop_counter import FlopCounterMode
 
-from memkit import data, models, pick_device, training
+from memkit import models, training
 
 
 def step_flop(factory, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -41,10 +41,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
 
-    info = start(args)
-    device = pick_device(args.device)
-    ds = data.load(args.data, n_train=args.examples)
-    x, y = ds.x_train.to(device), ds.y_train.to(device)
+    info, device, ds, x, y = workload(args, args.data)
 
     def factory():
         return models.cnn(ds.input_shape, ds.n_classes, channels=args.channels, hidden=args.hidden)

@@ -19,9 +19,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from _common import RESULTS, arguments, load, machine, mlp_step_flop, peak, start, timed
+from _common import RESULTS, arguments, load, machine, mlp_step_flop, peak, timed, workload
 
-from memkit import data, models, pick_device, training
+from memkit import models, training
 
 
 def main() -> None:
@@ -31,10 +31,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
 
-    info = start(args)
-    device = pick_device(args.device)
-    ds = data.load("digits", n_train=args.examples)
-    x, y = ds.x_train.to(device), ds.y_train.to(device)
+    info, device, ds, x, y = workload(args, "digits")
 
     def factory():
         return models.mlp(ds.input_shape, [128], ds.n_classes)

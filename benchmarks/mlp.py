@@ -16,9 +16,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
-from _common import arguments, bandwidth, mlp_step_flop, peak, report, start, timed, update_bytes
+from _common import arguments, bandwidth, mlp_step_flop, peak, report, timed, update_bytes, workload
 
-from memkit import data, models, pick_device, training
+from memkit import models, training
 
 
 def main() -> None:
@@ -35,10 +35,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    info = start(args)
-    device = pick_device(args.device)
-    ds = data.load(args.data, n_train=args.examples)
-    x, y = ds.x_train.to(device), ds.y_train.to(device)
+    info, device, ds, x, y = workload(args, args.data)
 
     def factory():
         return models.mlp(ds.input_shape, args.widths, ds.n_classes)
